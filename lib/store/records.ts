@@ -1,0 +1,110 @@
+/**
+ * What trellisd persists. These records are the desired state: on start the daemon rebuilds every
+ * kernel object from them, so anything not recorded here does not exist as far as trellis knows.
+ */
+import type { NetnsRef } from "../kernel/types.js";
+
+export type Family = 4 | 6;
+
+/** One subnet handed to a network by IPAM. */
+export interface PoolRecord {
+  /** opaque, unique; e.g. "<network id>/v4/0" */
+  id: string;
+  family: Family;
+  /** canonical CIDR, e.g. "172.18.0.0/16" */
+  subnet: string;
+  /** canonical CIDR inside subnet from which dynamic addresses come; undefined = whole subnet */
+  ipRange?: string;
+  /** bare IP, reserved in the pool; undefined for pools without a gateway */
+  gateway?: string;
+  /** round-robin position: offset (as decimal string, fits IPv6) of the last address handed out */
+  cursor: string;
+  /** who holds the pool, e.g. a network id */
+  owner: string;
+}
+
+/** An address taken from a pool. */
+export interface AllocationRecord {
+  poolId: string;
+  /** bare IP */
+  address: string;
+  /** "gateway", an endpoint id, or another holder */
+  owner: string;
+}
+
+export interface BridgeOptions {
+  /** Linux bridge device name, at most 15 characters */
+  bridgeName: string;
+  mtu: number;
+  /** inter-container communication on the same network */
+  icc: boolean;
+  /** masquerade traffic leaving the host from this network's subnets */
+  masquerade: boolean;
+}
+
+export interface NetworkRecord {
+  /** 64 lower-case hex characters */
+  id: string;
+  name: string;
+  driver: "bridge";
+  /** RFC 3339 */
+  created: string;
+  internal: boolean;
+  enableIPv6: boolean;
+  /** user-supplied -o options, as given */
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  /** ids of this network's pools, IPv4 first */
+  poolIds: string[];
+  bridge: BridgeOptions;
+}
+
+export type Protocol = "tcp" | "udp";
+
+export interface PortMapping {
+  proto: Protocol;
+  /** bare IPv4 the port is published on; undefined = every local address */
+  hostIp?: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+export type EndpointState =
+  /** recorded before the kernel work; rolled back if the daemon restarts while in this state */
+  | "creating"
+  /** fully programmed */
+  | "active";
+
+export interface EndpointRecord {
+  /** 64 lower-case hex characters */
+  id: string;
+  networkId: string;
+  /** DNS/endpoint name; defaults to the netns name */
+  name: string;
+  /** 64 hex, derived from the namespace identity, shown as the "container" id */
+  containerId: string;
+  netns: NetnsRef;
+  /** interface name inside the container, e.g. eth0 */
+  ifName: string;
+  /** host-side veth name, derived from the endpoint id */
+  hostIfName: string;
+  mac: string;
+  /** CIDR, e.g. "172.18.0.2/16" */
+  ipv4?: string;
+  ipv6?: string;
+  aliases: string[];
+  publish: PortMapping[];
+  /** true when this endpoint gave the container its default route */
+  gatewayEndpoint: boolean;
+  state: EndpointState;
+  created: string;
+}
+
+/** A kernel object whose deletion was promised but may not have happened yet (redone after a crash). */
+export interface PendingDeletion {
+  id: number;
+  kind: "link";
+  /** namespace the object lives in; undefined = the daemon's own namespace */
+  netnsPath?: string;
+  name: string;
+}
