@@ -1,0 +1,67 @@
+/**
+ * Command groups and their verbs. Summaries live here so `trellis network --help` needs no
+ * command module; each module is imported only when its verb runs or shows its help, which keeps
+ * start-up to the parser and this table.
+ *
+ * Adding a group (dns, node, cluster, service): one entry here and one module per verb under
+ * commands/.
+ */
+import type { Command } from "./command.js";
+
+export interface VerbEntry {
+  summary: string;
+  aliases?: readonly string[];
+  load(): Promise<Command>;
+}
+
+export interface GroupEntry {
+  summary: string;
+  verbs: Readonly<Record<string, VerbEntry>>;
+}
+
+export const GROUPS: Readonly<Record<string, GroupEntry>> = {
+  network: {
+    summary: "Manage networks",
+    verbs: {
+      connect: {
+        summary: "Connect a container to a network",
+        load: async () => (await import("./commands/network-connect.js")).default as Command,
+      },
+      create: {
+        summary: "Create a network",
+        load: async () => (await import("./commands/network-create.js")).default as Command,
+      },
+      disconnect: {
+        summary: "Disconnect a container from a network",
+        load: async () => (await import("./commands/network-disconnect.js")).default as Command,
+      },
+      inspect: {
+        summary: "Display detailed information on one or more networks",
+        load: async () => (await import("./commands/network-inspect.js")).default as Command,
+      },
+      ls: {
+        summary: "List networks",
+        aliases: ["list"],
+        load: async () => (await import("./commands/network-ls.js")).default as Command,
+      },
+      prune: {
+        summary: "Remove all unused networks",
+        load: async () => (await import("./commands/network-prune.js")).default as Command,
+      },
+      rm: {
+        summary: "Remove one or more networks",
+        aliases: ["remove"],
+        load: async () => (await import("./commands/network-rm.js")).default as Command,
+      },
+    },
+  },
+};
+
+export function findGroup(name: string): GroupEntry | undefined {
+  return Object.hasOwn(GROUPS, name) ? GROUPS[name] : undefined;
+}
+
+export function findVerb(group: GroupEntry, name: string): VerbEntry | undefined {
+  if (Object.hasOwn(group.verbs, name)) return group.verbs[name];
+  return Object.values(group.verbs).find((v) => v.aliases?.includes(name));
+}
