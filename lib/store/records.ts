@@ -40,6 +40,8 @@ export interface BridgeOptions {
   icc: boolean;
   /** masquerade traffic leaving the host from this network's subnets */
   masquerade: boolean;
+  /** host address that ports are published on when a mapping names none; undefined = every address */
+  defaultHostIp?: string;
 }
 
 export interface NetworkRecord {

@@ -1,0 +1,145 @@
+/**
+ * Renders trellis's nftables state. Everything lives in one table, `inet trellis`, that trellis owns
+ * outright: a full render replaces it atomically (add + delete + define in one `nft -f` transaction,
+ * so there is never a moment without rules), and published ports are elements of named maps so a
+ * connect or disconnect changes only its own elements and the ruleset never grows with the number of
+ * ports (the per-packet cost is one map lookup).
+ */
+import type { Protocol } from "../store/records.js";
+
+export const TABLE = "inet trellis";
+
+export interface FirewallNetwork {
+  id: string;
+  bridgeName: string;
+  internal: boolean;
+  masquerade: boolean;
+  subnets4: string[];
+}
+
+export interface PublishedPort {
+  proto: Protocol;
+  /** undefined: every local address */
+  hostIp?: string;
+  hostPort: number;
+  containerIp: string;
+  containerPort: number;
+}
+
+export interface FirewallState {
+  networks: FirewallNetwork[];
+  ports: PublishedPort[];
+}
+
+const q = (name: string) => JSON.stringify(name);
+
+function mapName(p: Pick<PublishedPort, "proto" | "hostIp">): string {
+  return `pub4_${p.proto}${p.hostIp === undefined ? "" : "_ip"}`;
+}
+
+function elementOf(p: PublishedPort): string {
+  const key = p.hostIp === undefined ? `${p.hostPort}` : `${p.hostIp} . ${p.hostPort}`;
+  return `${key} : ${p.containerIp} . ${p.containerPort}`;
+}
+
+function keyOf(p: PublishedPort): string {
+  return p.hostIp === undefined ? `${p.hostPort}` : `${p.hostIp} . ${p.hostPort}`;
+}
+
+function renderMaps(ports: PublishedPort[]): string[] {
+  const lines: string[] = [];
+  for (const proto of ["tcp", "udp"] as const) {
+    for (const withIp of [false, true]) {
+      const name = mapName({ proto, hostIp: withIp ? "x" : undefined });
+      const type = withIp ? "ipv4_addr . inet_service" : "inet_service";
+      const elements = ports
+        .filter((p) => p.proto === proto && (p.hostIp !== undefined) === withIp)
+        .map(elementOf);
+      lines.push(`  map ${name} {`, `    type ${type} : ipv4_addr . inet_service`);
+      if (elements.length > 0) lines.push(`    elements = { ${elements.join(", ")} }`);
+      lines.push("  }");
+    }
+  }
+  return lines;
+}
+
+function renderNatChains(networks: FirewallNetwork[]): string[] {
+  const lines = [
+    "  chain prerouting {",
+    "    type nat hook prerouting priority dstnat; policy accept;",
+    "    fib daddr type local jump publish",
+    "  }",
+    "  chain output {",
+    "    type nat hook output priority -100; policy accept;",
+    "    fib daddr type local jump publish",
+    "  }",
+    "  chain publish {",
+  ];
+  for (const proto of ["tcp", "udp"] as const) {
+    // The address-specific map first: a port published on one address wins over a wildcard.
+    lines.push(`    dnat ip to ip daddr . ${proto} dport map @${mapName({ proto, hostIp: "x" })}`);
+    lines.push(`    dnat ip to ${proto} dport map @${mapName({ proto })}`);
+  }
+  lines.push("  }", "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;");
+  for (const net of networks) {
+    if (net.internal) continue;
+    const br = q(net.bridgeName);
+    // Hairpin: a container reaching a published port on its own network must see replies come
+    // back through the host, or it would get them straight from the peer with the wrong source.
+    lines.push(`    iifname ${br} oifname ${br} ct status dnat masquerade`);
+    if (net.masquerade) {
+      for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} oifname != ${br} masquerade`);
+    }
+  }
+  lines.push("  }");
+  return lines;
+}
+
+function renderFilterChains(networks: FirewallNetwork[]): string[] {
+  const lines = [
+    "  chain forward {",
+    "    type filter hook forward priority filter; policy accept;",
+  ];
+  for (const net of networks) {
+    if (!net.internal) continue;
+    const br = q(net.bridgeName);
+    lines.push(`    iifname ${br} oifname != ${br} drop`, `    oifname ${br} iifname != ${br} drop`);
+  }
+  lines.push(
+    "    ct state established,related accept",
+    // Published ports are reachable from anywhere, other trellis networks included.
+    "    ct status dnat accept",
+    // Nothing else enters a network from outside it: not other networks, not other hosts.
+    "    oifname @bridges drop",
+    "    iifname @bridges accept",
+    "  }",
+  );
+  return lines;
+}
+
+/** The whole table, replacing whatever trellis had before in one atomic transaction. */
+export function renderFirewall(state: FirewallState): string {
+  const bridges = state.networks.map((n) => q(n.bridgeName));
+  const lines = [
+    `table ${TABLE} {}`,
+    `delete table ${TABLE}`,
+    `table ${TABLE} {`,
+    "  set bridges {",
+    "    type ifname",
+    ...(bridges.length > 0 ? [`    elements = { ${bridges.join(", ")} }`] : []),
+    "  }",
+    ...renderMaps(state.ports),
+    ...renderNatChains(state.networks),
+    ...renderFilterChains(state.networks),
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Element-level change for one endpoint's published ports: the connect/disconnect fast path. */
+export function renderPortChanges(change: { add?: PublishedPort[]; remove?: PublishedPort[] }): string {
+  const lines: string[] = [];
+  for (const p of change.remove ?? []) lines.push(`delete element ${TABLE} ${mapName(p)} { ${keyOf(p)} }`);
+  for (const p of change.add ?? []) lines.push(`add element ${TABLE} ${mapName(p)} { ${elementOf(p)} }`);
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
+}

@@ -1,0 +1,75 @@
+/** trellisd's flags, each with its default. Parsed once at the edge into a typed config. */
+import { invalid } from "../common/errors.js";
+
+export interface DaemonConfig {
+  /** where the store lives; default /var/lib/trellis */
+  stateDir: string;
+  /** the API's unix socket (mode 0660); default /run/trellis/trellis.sock */
+  socket: string;
+  /** pino level: trace, debug, info, warn, error, fatal */
+  logLevel: string;
+  /** how often to look for endpoints whose namespace vanished, in ms; 0 disables */
+  sweepIntervalMs: number;
+}
+
+export const DEFAULTS: DaemonConfig = {
+  stateDir: "/var/lib/trellis",
+  socket: "/run/trellis/trellis.sock",
+  logLevel: "info",
+  sweepIntervalMs: 5000,
+};
+
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+export const USAGE = `Usage: trellisd [--state-dir DIR] [--socket PATH] [--log-level LEVEL]
+
+Runs the trellis network daemon in the foreground.
+
+  --state-dir DIR     persistent state (default ${DEFAULTS.stateDir})
+  --socket PATH       API socket, Docker Engine API compatible (default ${DEFAULTS.socket})
+  --log-level LEVEL   ${LEVELS.join("|")} (default ${DEFAULTS.logLevel})
+  --sweep-interval MS how often to drop endpoints whose namespace is gone (default ${DEFAULTS.sweepIntervalMs}, 0 = never)
+  -h, --help          this help
+  --version           print the version`;
+
+export type ParsedArgs = { kind: "run"; config: DaemonConfig } | { kind: "help" } | { kind: "version" };
+
+export function parseDaemonArgs(argv: string[]): ParsedArgs {
+  const config = { ...DEFAULTS };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "-h" || arg === "--help") return { kind: "help" };
+    if (arg === "--version") return { kind: "version" };
+    const eq = arg.indexOf("=");
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const take = (): string => {
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined || value === "") throw invalid(`flag ${flag} needs a value`);
+      return value;
+    };
+    switch (flag) {
+      case "--state-dir":
+        config.stateDir = take();
+        break;
+      case "--socket":
+        config.socket = take();
+        break;
+      case "--log-level": {
+        const level = take();
+        if (!LEVELS.includes(level)) throw invalid(`invalid --log-level "${level}" (use ${LEVELS.join(", ")})`);
+        config.logLevel = level;
+        break;
+      }
+      case "--sweep-interval": {
+        const raw = take();
+        const ms = Number(raw);
+        if (!Number.isInteger(ms) || ms < 0) throw invalid(`invalid --sweep-interval "${raw}": milliseconds >= 0`);
+        config.sweepIntervalMs = ms;
+        break;
+      }
+      default:
+        throw invalid(`unknown flag "${arg}"`);
+    }
+  }
+  return { kind: "run", config };
+}

@@ -1,0 +1,102 @@
+/** Wiring: store, IPAM, kernel, managers, reconcile, API. Everything the daemon owns, owned here. */
+import type { Server } from "node:http";
+import { release } from "node:os";
+import type { Logger } from "pino";
+import { dockerRoutes } from "../api/docker-routes.js";
+import { serve } from "../api/http.js";
+import { Ipam } from "../ipam/ipam.js";
+import { createKernel } from "../kernel/index.js";
+import type { Kernel } from "../kernel/types.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import type { DaemonConfig } from "./config.js";
+import type { DaemonContext } from "./context.js";
+import { EndpointManager } from "./endpoints.js";
+import { FirewallManager } from "./firewall.js";
+import type { NetworkOperations } from "./inputs.js";
+import { LinkProgrammer } from "./links.js";
+import { NetworkManager } from "./networks.js";
+import { Reconciler } from "./reconciler.js";
+import { VERSION } from "./version.js";
+
+export class Daemon {
+  readonly networks: NetworkManager;
+  readonly endpoints: EndpointManager;
+  readonly reconciler: Reconciler;
+  private server: Server | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly ctx: DaemonContext,
+  ) {
+    this.networks = new NetworkManager(ctx);
+    this.endpoints = new EndpointManager(ctx, this.networks);
+    this.reconciler = new Reconciler(ctx, this.networks, this.endpoints);
+  }
+
+  static create(config: DaemonConfig, log: Logger, kernel: Kernel = createKernel()): Daemon {
+    const store = SqliteStore.open(config.stateDir);
+    const describeOwner = (owner: string) => {
+      const net = store.getNetwork(owner);
+      if (net) return `network "${net.name}"`;
+      const ep = store.getEndpoint(owner);
+      return ep ? `endpoint ${ep.name}` : owner === "gateway" ? "the gateway" : owner;
+    };
+    const ipam = new Ipam({ store, describeOwner });
+    const ctx: DaemonContext = {
+      store,
+      ipam,
+      kernel,
+      links: new LinkProgrammer(kernel),
+      firewall: new FirewallManager(kernel, store),
+      log,
+    };
+    return new Daemon(config, ctx);
+  }
+
+  operations(): NetworkOperations {
+    return {
+      createNetwork: (input) => this.networks.create(input),
+      listNetworks: () => this.networks.list(),
+      getNetwork: (ref) => this.networks.get(ref),
+      removeNetwork: (ref) => this.networks.remove(ref),
+      pruneNetworks: () => this.networks.prune(),
+      connect: (ref, input) => this.endpoints.connect(ref, input),
+      disconnect: (ref, input) => this.endpoints.disconnect(ref, input),
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.reconciler.run();
+    const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
+    this.server = await serve({
+      socketPath: this.config.socket,
+      router,
+      log: this.ctx.log,
+      versionedPaths: true,
+      commonHeaders: { "Api-Version": "1.41", "Docker-Experimental": "false", Ostype: "linux", Server: `trellis/${VERSION}` },
+    });
+    if (this.config.sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.reconciler.sweepStale().catch((err) => this.ctx.log.error({ err }, "stale endpoint sweep failed"));
+      }, this.config.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+    this.ctx.log.info({ socket: this.config.socket, stateDir: this.config.stateDir, version: VERSION }, "trellisd ready");
+  }
+
+  /** Stops serving; the data plane (links, addresses, rules) stays as it is. */
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const server = this.server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    }
+    await this.endpoints.settle();
+    this.ctx.kernel.close();
+    this.ctx.store.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Keeps trellis's nftables table in step with the store: a full atomic render for network-level
+ * changes and at start-up, element-level changes for the ports of one endpoint.
+ */
+import { type FirewallNetwork, type PublishedPort, renderFirewall, renderPortChanges } from "../bridge/firewall.js";
+import type { Kernel } from "../kernel/types.js";
+import type { EndpointRecord, NetworkRecord, PoolRecord } from "../store/records.js";
+
+export interface FirewallSource {
+  listNetworks(): NetworkRecord[];
+  listEndpoints(networkId?: string): EndpointRecord[];
+  getPool(id: string): PoolRecord | undefined;
+}
+
+export function publishedPortsOf(net: NetworkRecord, ep: EndpointRecord): PublishedPort[] {
+  if (net.internal || !ep.ipv4 || ep.state !== "active") return [];
+  const containerIp = ep.ipv4.slice(0, ep.ipv4.indexOf("/"));
+  return ep.publish.map((p) => {
+    const hostIp = p.hostIp ?? net.bridge.defaultHostIp;
+    return {
+      proto: p.proto,
+      ...(hostIp !== undefined ? { hostIp } : {}),
+      hostPort: p.hostPort,
+      containerIp,
+      containerPort: p.containerPort,
+    };
+  });
+}
+
+export class FirewallManager {
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly source: FirewallSource,
+  ) {}
+
+  private networksOf(): FirewallNetwork[] {
+    return this.source.listNetworks().map((net) => ({
+      id: net.id,
+      bridgeName: net.bridge.bridgeName,
+      internal: net.internal,
+      masquerade: net.bridge.masquerade,
+      subnets4: net.poolIds
+        .map((id) => this.source.getPool(id))
+        .filter((p): p is PoolRecord => p !== undefined && p.family === 4)
+        .map((p) => p.subnet),
+    }));
+  }
+
+  render(): string {
+    const ports: PublishedPort[] = [];
+    for (const net of this.source.listNetworks()) {
+      for (const ep of this.source.listEndpoints(net.id)) ports.push(...publishedPortsOf(net, ep));
+    }
+    return renderFirewall({ networks: this.networksOf(), ports });
+  }
+
+  async sync(): Promise<void> {
+    await this.kernel.nftApply(this.render());
+  }
+
+  async changePorts(change: { add?: PublishedPort[]; remove?: PublishedPort[] }): Promise<void> {
+    const script = renderPortChanges(change);
+    if (script) await this.kernel.nftApply(script);
+  }
+}
