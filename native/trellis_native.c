@@ -18,9 +18,11 @@
 #include <node_api.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -96,6 +98,10 @@ static napi_value socket_in_netns(napi_env env, napi_callback_info info) {
     setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
     setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    /* Every request carries NLM_F_ACK so a reply always comes; the timeout only guarantees that a
+     * kernel or caller bug can never pin a thread-pool thread forever (recv fails with EAGAIN). */
+    struct timeval timeout = {.tv_sec = 30, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     struct sockaddr_nl local = {.nl_family = AF_NETLINK};
     if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
       int e = errno;
@@ -172,7 +178,9 @@ static void transact_execute(napi_env env, void *data) {
     }
     int finished = 0;
     int keep = 0;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+    /* NLMSG_NEXT consumes its length argument: walk a copy so n stays the datagram size. */
+    int left = (int)n;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_seq != seq) continue; /* a stale reply to an earlier, abandoned request */
       keep = 1;
       if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) finished = 1;

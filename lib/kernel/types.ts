@@ -38,7 +38,8 @@ export interface AddressInfo {
 
 export interface RouteInfo {
   family: 4 | 6;
-  /** destination network; undefined for the default route */
+  /** destination network address WITHOUT the prefix length (see dstLen), e.g. "10.0.0.0";
+   * undefined for the default route */
   dst?: string;
   dstLen: number;
   gateway?: string;
@@ -87,12 +88,16 @@ export interface RouteSpec {
 export interface Netlink {
   listLinks(): Promise<LinkInfo[]>;
   getLink(name: string): Promise<LinkInfo | undefined>;
+  /** Like getLink, by ifindex. */
+  getLinkByIndex(index: number): Promise<LinkInfo | undefined>;
   /** Creates a bridge; EEXIST is an error (callers ensure by checking first). */
   createBridge(spec: BridgeSpec): Promise<void>;
   createVeth(spec: VethSpec): Promise<void>;
   setLink(index: number, change: LinkChange): Promise<void>;
   /** Sets hairpin mode on a bridge port so a container can reach itself through a published port. */
   setBridgePortHairpin(index: number, on: boolean): Promise<void>;
+  /** Sets bridge-port flags (AF_BRIDGE, IFLA_PROTINFO): hairpin (IFLA_BRPORT_MODE), isolated (IFLA_BRPORT_ISOLATED). */
+  setBridgePort(index: number, flags: { hairpin?: boolean; isolated?: boolean }): Promise<void>;
   /** Deletes a link; a missing link is not an error (returns false). */
   deleteLink(index: number): Promise<boolean>;
   deleteLinkByName(name: string): Promise<boolean>;
@@ -103,7 +108,14 @@ export interface Netlink {
   listRoutes(family: 4 | 6): Promise<RouteInfo[]>;
   /** Adds a route; an identical existing route is not an error. */
   addRoute(route: RouteSpec): Promise<void>;
+  /** Deletes a route from the main table; a missing route is not an error (returns false). */
+  deleteRoute(route: RouteSpec): Promise<boolean>;
   close(): void;
+}
+
+export interface NftOptions {
+  /** Run nft inside this network namespace (nsenter --net) instead of the daemon's own. */
+  netns?: NetnsRef;
 }
 
 /** Entry point to the kernel for the daemon. */
@@ -117,10 +129,11 @@ export interface Kernel {
   resolveNetns(ref: string): Promise<NetnsRef>;
   /** True when the path still names the same namespace (same dev/ino). */
   netnsAlive(ns: NetnsRef): Promise<boolean>;
-  /** Applies an nft script as one atomic transaction (`nft -f -`). */
-  nftApply(script: string): Promise<void>;
+  /** Applies an nft script as one atomic transaction (`nft -f -`), in the daemon's namespace
+   * unless opts.netns names another one. */
+  nftApply(script: string, opts?: NftOptions): Promise<void>;
   /** `nft -j list table FAMILY NAME`, parsed; undefined if the table does not exist. */
-  nftListTable(family: string, name: string): Promise<unknown | undefined>;
+  nftListTable(family: string, name: string, opts?: NftOptions): Promise<unknown | undefined>;
   /** Writes a sysctl in the daemon's namespace, e.g. ("net/ipv4/ip_forward", "1"). */
   setSysctl(key: string, value: string): Promise<void>;
   close(): void;

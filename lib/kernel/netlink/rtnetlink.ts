@@ -1,0 +1,177 @@
+/**
+ * Netlink (see ../types.ts) for one network namespace over one cached NETLINK_ROUTE socket.
+ * Every operation is a single netlink round trip (two when an alias must be set after creation),
+ * with no process spawned, which is what keeps the container attach path within its budget.
+ */
+import { closeSync, fstatSync, openSync } from "node:fs";
+import { KernelError, notFound } from "../../common/errors.js";
+import { errnoOf, errnoText } from "../errno.js";
+import type {
+  AddressInfo,
+  BridgeSpec,
+  LinkChange,
+  LinkInfo,
+  Netlink,
+  NetnsRef,
+  RouteInfo,
+  RouteSpec,
+  VethSpec,
+} from "../types.js";
+import { EADDRNOTAVAIL, EEXIST, ENODEV, ESRCH, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE } from "./constants.js";
+import * as M from "./messages.js";
+import type { NetlinkSocket } from "./socket.js";
+
+/** Resolves to the Netlink of another namespace (the kernel's per-namespace cache). */
+export type PeerNetlink = (ns: NetnsRef) => RtNetlink;
+
+export class RtNetlink implements Netlink {
+  constructor(
+    private readonly sock: NetlinkSocket,
+    private readonly peerNetlink: PeerNetlink,
+  ) {}
+
+  async listLinks(): Promise<LinkInfo[]> {
+    const msgs = await this.sock.dump("list links", M.linkDump());
+    return msgs.filter((m) => m.type === RTM_NEWLINK).map(M.parseLink);
+  }
+
+  getLink(name: string): Promise<LinkInfo | undefined> {
+    return this.getOne(`get link ${name}`, M.linkGetByName(name));
+  }
+
+  getLinkByIndex(index: number): Promise<LinkInfo | undefined> {
+    return this.getOne(`get link #${index}`, M.linkGetByIndex(index));
+  }
+
+  async createBridge(spec: BridgeSpec): Promise<void> {
+    await this.sock.request(`create bridge ${spec.name}`, M.newBridge(spec));
+    if (spec.alias !== undefined) await this.setAliasByName(spec.name, spec.alias);
+  }
+
+  async createVeth(spec: VethSpec): Promise<void> {
+    const peerFd = openNetns(spec.peer.netns);
+    try {
+      const req = M.newVeth({ ...spec, peer: { ...spec.peer, netnsFd: peerFd } });
+      await this.sock.request(`create veth ${spec.name} (peer ${spec.peer.name})`, req);
+    } finally {
+      closeSync(peerFd);
+    }
+    // The kernel ignores IFLA_IFALIAS when it creates a link, so aliases are a second step.
+    if (spec.alias !== undefined) await this.setAliasByName(spec.name, spec.alias);
+    if (spec.peer.alias !== undefined) {
+      await this.peerNetlink(spec.peer.netns).setAliasByName(spec.peer.name, spec.peer.alias);
+    }
+  }
+
+  async setLink(index: number, change: LinkChange): Promise<void> {
+    await this.sock.request(`set link #${index}${describeChange(change)}`, M.setLink(index, change));
+  }
+
+  async setAliasByName(name: string, alias: string): Promise<void> {
+    await this.sock.request(`set alias of ${name}`, M.setAliasByName(name, alias));
+  }
+
+  setBridgePortHairpin(index: number, on: boolean): Promise<void> {
+    return this.setBridgePort(index, { hairpin: on });
+  }
+
+  async setBridgePort(index: number, flags: M.BridgePortFlags): Promise<void> {
+    if (flags.hairpin === undefined && flags.isolated === undefined) return;
+    await this.sock.request(`set bridge port #${index}${describeChange(flags)}`, M.bridgePort(index, flags));
+  }
+
+  deleteLink(index: number): Promise<boolean> {
+    return tolerate(this.sock.request(`delete link #${index}`, M.delLink(index)), ENODEV);
+  }
+
+  deleteLinkByName(name: string): Promise<boolean> {
+    return tolerate(this.sock.request(`delete link ${name}`, M.delLinkByName(name)), ENODEV);
+  }
+
+  async listAddresses(family?: 4 | 6): Promise<AddressInfo[]> {
+    const msgs = await this.sock.dump("list addresses", M.addrDump(family));
+    return msgs.flatMap((m) => (m.type === RTM_NEWADDR ? (M.parseAddress(m) ?? []) : []));
+  }
+
+  async addAddress(index: number, address: string, prefixLen: number): Promise<void> {
+    const what = `add address ${address}/${prefixLen} to link #${index}`;
+    await tolerate(this.sock.request(what, M.newAddr(index, address, prefixLen)), EEXIST);
+  }
+
+  deleteAddress(index: number, address: string, prefixLen: number): Promise<boolean> {
+    const what = `delete address ${address}/${prefixLen} from link #${index}`;
+    return tolerate(this.sock.request(what, M.delAddr(index, address, prefixLen)), EADDRNOTAVAIL, ENODEV);
+  }
+
+  async listRoutes(family: 4 | 6): Promise<RouteInfo[]> {
+    const msgs = await this.sock.dump(`list IPv${family} routes`, M.routeDump(family));
+    return msgs.flatMap((m) => (m.type === RTM_NEWROUTE ? (M.parseRoute(m) ?? []) : []));
+  }
+
+  async addRoute(route: RouteSpec): Promise<void> {
+    await tolerate(this.sock.request(`add route ${describeRoute(route)}`, M.newRoute(route)), EEXIST);
+  }
+
+  deleteRoute(route: RouteSpec): Promise<boolean> {
+    return tolerate(this.sock.request(`delete route ${describeRoute(route)}`, M.delRoute(route)), ESRCH);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  private async getOne(what: string, req: M.RtRequest): Promise<LinkInfo | undefined> {
+    try {
+      const msgs = await this.sock.request(what, req);
+      const msg = msgs.find((m) => m.type === RTM_NEWLINK);
+      return msg && M.parseLink(msg);
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === ENODEV) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** Resolves true when the operation succeeded, false when it failed with one of `errnos`. */
+async function tolerate(op: Promise<unknown>, ...errnos: number[]): Promise<boolean> {
+  try {
+    await op;
+    return true;
+  } catch (err) {
+    if (err instanceof KernelError && err.errno !== undefined && errnos.includes(err.errno)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Opens the peer's namespace file and checks it is still the namespace the caller resolved: a
+ * reused `ip netns` name or PID must never receive another container's interface.
+ */
+function openNetns(ns: NetnsRef): number {
+  let fd: number;
+  try {
+    fd = openSync(ns.path, "r");
+  } catch (err) {
+    throw notFound(`network namespace ${ns.path} is gone (${errnoText(errnoOf(err) ?? 2)})`);
+  }
+  const st = fstatSync(fd);
+  if (st.dev !== ns.dev || st.ino !== ns.ino) {
+    closeSync(fd);
+    throw notFound(`network namespace ${ns.path} was replaced (inode ${st.ino}, expected ${ns.ino})`);
+  }
+  return fd;
+}
+
+function describeChange(c: object): string {
+  const parts = Object.entries(c)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return parts.length ? ` (${parts.join(" ")})` : "";
+}
+
+function describeRoute(r: RouteSpec): string {
+  const dst = r.dst ?? "default";
+  const via = r.gateway ? ` via ${r.gateway}` : "";
+  const dev = r.oif !== undefined ? ` dev #${r.oif}` : "";
+  return `${dst}${via}${dev}`;
+}
