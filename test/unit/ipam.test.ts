@@ -76,6 +76,16 @@ test("IPv6 default subnets are deterministic ULA /64s", (t) => {
   t.is(next, ulaCandidate("net-a", 1));
 });
 
+test("IPv6 default subnet exhaustion names the seed and the blocker", (t) => {
+  t.throws(() => pickFreeSubnet({ family: 6, used: [], hostRoutes: ["fd00::/8"], seed: "s" }), {
+    code: "EXHAUSTED",
+    message: new RegExp(
+      '^no free IPv6 subnet among 64 ULA /64s derived from seed "s": all 64 candidates overlap ' +
+        "existing networks or host routes \\(fd[0-9a-f:]+/64 overlaps host route fd00::/8; .*; and 61 more\\)$",
+    ),
+  });
+});
+
 test("property: pickFreeSubnet never returns an overlapping subnet", (t) => {
   const cidr = fc
     .tuple(fc.bigInt(0xac000000n, 0xc0a8ffffn), fc.integer({ min: 8, max: 24 }))
