@@ -175,7 +175,7 @@ export interface NlError {
 export function decodeError(msg: NlMessage): NlError {
   const p = msg.payload;
   if (p.length < 4) throw new KernelError("malformed NLMSG_ERROR: no error code");
-  const result: NlError = { errno: -p.readInt32LE(0) };
+  const result: NlError = { errno: Math.abs(p.readInt32LE(0)) };
   if (!(msg.flags & NLM_F_ACK_TLVS) || p.length < 4 + NLMSG_HDRLEN) return result;
   // The echoed request is its header only when capped, else the whole original message.
   const echoedLen = msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4));

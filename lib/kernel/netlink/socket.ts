@@ -113,7 +113,7 @@ export class NetlinkSocket {
 /** NLMSG_DONE carries an int (a negative errno when the dump itself failed), then extack TLVs. */
 function doneError(m: NlMessage): { errno: number; message?: string } | undefined {
   if (m.payload.length < 4) return undefined;
-  const errno = -m.payload.readInt32LE(0);
+  const errno = Math.abs(m.payload.readInt32LE(0));
   if (errno === 0 || !(m.flags & NLM_F_ACK_TLVS)) return { errno };
   const msg = attrMap(m.payload.subarray(4)).get(NLMSGERR_ATTR_MSG);
   return msg ? { errno, message: readStr(msg) } : { errno };
