@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# A trellis lab for humans, built only from network namespaces (nothing in the root namespace).
+#
+#   netns-lab.sh up [N]       switch + N hosts (a trellisd in each) + a client, on underlay 10.99.0.0/24
+#   netns-lab.sh status       namespaces, daemons, networks per daemon
+#   netns-lab.sh down [PREFIX] stop the lab's processes, delete its namespaces and its lab dir
+#                              (with PREFIX and no lab up: delete namespaces left by a crashed run)
+#   netns-lab.sh demo         up 1, a narrated bridge + published-port walk-through, then down
+#
+# Layout (prefix = tr + 4 random hex digits, e.g. tr3f9a):
+#   PREFIX-sw      bridge br0, one veth port per host/client       (no address)
+#   PREFIX-hI      eth0 10.99.0.(10+I)/24, trellisd with its socket in the lab dir
+#   PREFIX-client  eth0 10.99.0.100/24: a machine outside the hosts
+# Lab dir: $TRELLIS_LAB_DIR (default /run/trellis-lab): state file, and per host state/, trellis.sock,
+# trellisd.log, trellisd.pid. Extra daemon flags: $TRELLIS_LAB_DAEMON_ARGS (split on spaces).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+lab_dir="${TRELLIS_LAB_DIR:-/run/trellis-lab}"
+state_file="$lab_dir/state"
+underlay=10.99.0
+client_ip="$underlay.100"
+max_hosts=50
+ready_timeout_s=15
+lab_created=0
+
+# Filled by load_state.
+prefix=""
+hosts=()
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'netns-lab: %s\n' "$*" >&2; }
+die() {
+  warn "error: $*"
+  exit 1
+}
+
+usage() {
+  sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+require_root() {
+  [[ "$(id -u)" == 0 ]] || die "needs root (network namespaces)"
+}
+
+host_ip() { printf '%s.%d' "$underlay" "$((10 + $1))"; }
+host_dir() { printf '%s/%s' "$lab_dir" "$1"; }
+socket_of() { printf '%s/trellis.sock' "$(host_dir "$1")"; }
+
+# ---------------------------------------------------------------- state
+
+write_state() {
+  mkdir -p "$lab_dir"
+  {
+    printf 'prefix=%s\n' "$prefix"
+    printf 'hosts=%s\n' "${hosts[*]}"
+  } >"$state_file.tmp"
+  mv "$state_file.tmp" "$state_file"
+}
+
+load_state() {
+  [[ -f "$state_file" ]] || return 1
+  local key value
+  prefix=""
+  hosts=()
+  while IFS='=' read -r key value; do
+    case "$key" in
+    prefix) prefix="$value" ;;
+    hosts) read -r -a hosts <<<"$value" ;;
+    esac
+  done <"$state_file"
+  [[ "$prefix" =~ ^tr[0-9a-f]{4}$ ]] || die "corrupt state file $state_file (prefix '$prefix')"
+}
+
+# Records a process the lab started (besides the daemons), so that `down` stops it.
+record_pid() {
+  printf '%s %s\n' "$1" "$2" >>"$lab_dir/pids"
+}
+
+lab_namespaces() {
+  ip netns list | awk -v p="$1-" 'index($1, p) == 1 { print $1 }'
+}
+
+# ---------------------------------------------------------------- up
+
+new_prefix() {
+  local p i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    p="tr$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
+    if [[ -z "$(lab_namespaces "$p")" ]]; then
+      printf '%s' "$p"
+      return 0
+    fi
+  done
+  die "no free prefix after $i tries"
+}
+
+add_ns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+}
+
+# attach NS PORTNAME IP: veth from the switch's br0 to eth0 in NS, with IP/24.
+attach_to_switch() {
+  local ns="$1" port="$2" addr="$3" sw="$prefix-sw"
+  ip -n "$sw" link add "$port" type veth peer name eth0 netns "$ns"
+  ip -n "$sw" link set "$port" master br0 up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+start_daemon() {
+  local host="$1" ns="$prefix-$1" dir
+  dir="$(host_dir "$host")"
+  mkdir -p "$dir/state"
+  local extra=()
+  read -r -a extra <<<"${TRELLIS_LAB_DAEMON_ARGS:-}"
+  # setsid: its own session, so the daemon outlives this script and the terminal. In a script's
+  # background job setsid does not fork, and `ip netns exec` execs: $! is trellisd's PID.
+  setsid ip netns exec "$ns" "$repo/bin/trellisd" --state-dir "$dir/state" --socket "$dir/trellis.sock" \
+    ${extra[@]+"${extra[@]}"} </dev/null >>"$dir/trellisd.log" 2>&1 &
+  printf '%s\n' "$!" >"$dir/trellisd.pid"
+}
+
+wait_daemon() {
+  local host="$1" dir pid deadline
+  dir="$(host_dir "$host")"
+  pid="$(cat "$dir/trellisd.pid")"
+  deadline=$((SECONDS + ready_timeout_s))
+  until "$repo/bin/trellis" --socket "$dir/trellis.sock" network ls >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$dir/trellisd.log" >&2 || true
+      die "trellisd on $host (PID $pid) exited; log: $dir/trellisd.log"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "$dir/trellisd.log" >&2 || true
+      die "trellisd on $host (PID $pid) did not answer within ${ready_timeout_s}s; log: $dir/trellisd.log"
+    fi
+    sleep 0.1
+  done
+}
+
+cmd_up() {
+  local n="${1:-1}" i
+  require_root
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || ((n < 1 || n > max_hosts)); then
+    die "up: N must be 1..$max_hosts (got '$n')"
+  fi
+  if load_state; then
+    die "a lab is already up (prefix $prefix, $lab_dir); run '$0 down' first"
+  fi
+  [[ -x "$repo/bin/trellisd" && -f "$repo/dist/lib/daemon/main.js" ]] ||
+    die "trellis is not built; run 'bash scripts/setup.sh' first"
+
+  prefix="$(new_prefix)"
+  hosts=()
+  for ((i = 1; i <= n; i++)); do hosts+=("h$i"); done
+  write_state # first, so that `down` can clean up a half-built lab
+  lab_created=1
+
+  say "lab $prefix: switch, $n host(s), client on $underlay.0/24 (lab dir $lab_dir)"
+  add_ns "$prefix-sw"
+  ip -n "$prefix-sw" link add br0 type bridge
+  ip -n "$prefix-sw" link set br0 up
+  for ((i = 1; i <= n; i++)); do
+    add_ns "$prefix-h$i"
+    attach_to_switch "$prefix-h$i" "h$i" "$(host_ip "$i")"
+  done
+  add_ns "$prefix-client"
+  attach_to_switch "$prefix-client" client "$client_ip"
+
+  for host in "${hosts[@]}"; do start_daemon "$host"; done
+  for host in "${hosts[@]}"; do wait_daemon "$host"; done
+  say "lab $prefix is up"
+}
+
+# ---------------------------------------------------------------- status
+
+cmd_status() {
+  load_state || {
+    say "no lab is up ($lab_dir)"
+    return 1
+  }
+  local i=0 host dir pid alive
+  say "lab $prefix (lab dir $lab_dir)"
+  say "namespaces:"
+  lab_namespaces "$prefix" | sed 's/^/  /'
+  say "client: $prefix-client $client_ip"
+  for host in "${hosts[@]}"; do
+    i=$((i + 1))
+    dir="$(host_dir "$host")"
+    pid="$(cat "$dir/trellisd.pid" 2>/dev/null || echo '?')"
+    alive=dead
+    kill -0 "$pid" 2>/dev/null && alive=running
+    say "host $host: ns $prefix-$host, underlay $(host_ip "$i"), trellisd PID $pid $alive"
+    say "  socket $dir/trellis.sock, log $dir/trellisd.log"
+    if [[ "$alive" == running ]]; then
+      "$repo/bin/trellis" --socket "$dir/trellis.sock" network ls 2>&1 | sed 's/^/    /' || true
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- down
+
+# Stops PID with SIGTERM (SIGKILL after 5 s), only if it still runs inside one of the lab's namespaces.
+stop_pid() {
+  local pid="$1" what="$2" where i
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  where="$(ip netns identify "$pid" 2>/dev/null || true)"
+  if [[ "$where" != "$prefix-"* ]]; then
+    warn "not stopping PID $pid ($what): it is not in a $prefix namespace (any more)"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  warn "$what (PID $pid) ignored SIGTERM for 5 s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+delete_namespaces() {
+  local ns pid
+  for ns in $(lab_namespaces "$prefix"); do
+    # Whatever still runs inside is the lab's own (a server's children, ...): the namespace is ours.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+  done
+  for ns in $(lab_namespaces "$prefix"); do
+    ip netns del "$ns" || warn "could not delete namespace $ns"
+  done
+}
+
+cmd_down() {
+  require_root
+  if ! load_state; then
+    if [[ -n "${1:-}" ]]; then
+      [[ "$1" =~ ^tr[0-9a-f]{4}$ ]] || die "down: PREFIX looks like tr3f9a (got '$1')"
+      prefix="$1"
+      delete_namespaces
+      say "deleted namespaces with prefix $prefix"
+      return 0
+    fi
+    say "no lab is up ($lab_dir)"
+    return 0
+  fi
+  [[ -z "${1:-}" || "$1" == "$prefix" ]] || die "down: the lab that is up has prefix $prefix, not $1"
+  local pid what host
+  if [[ -f "$lab_dir/pids" ]]; then
+    while read -r pid what; do stop_pid "$pid" "$what"; done <"$lab_dir/pids"
+  fi
+  for host in "${hosts[@]}"; do
+    stop_pid "$(cat "$(host_dir "$host")/trellisd.pid" 2>/dev/null || true)" "trellisd on $host"
+  done
+  delete_namespaces
+  rm -rf -- "$lab_dir"
+  local left
+  left="$(lab_namespaces "$prefix")"
+  [[ -z "$left" ]] || die "namespaces left behind: $left"
+  say "lab $prefix is down"
+}
+
+# ---------------------------------------------------------------- demo
+
+checks=()
+failed=0
+sock=""
+
+# step WHY CMD...: narrate, show the command, run it, show its output. A failing step ends the demo.
+step() {
+  local why="$1"
+  shift
+  printf '\n==> %s\n' "$why"
+  show_and_run "$@" || {
+    record_check FAIL "$why"
+    exit 1
+  }
+}
+
+# check WHY EXPECT CMD...: like step, but records PASS/FAIL (output must contain EXPECT) and goes on.
+check() {
+  local why="$1" expect="$2" out rc=0
+  shift 2
+  printf '\n==> %s\n' "$why"
+  out="$(show_and_run "$@")" || rc=$?
+  printf '%s\n' "$out"
+  if ((rc == 0)) && [[ "$out" == *"$expect"* ]]; then
+    record_check PASS "$why"
+  else
+    record_check FAIL "$why"
+  fi
+}
+
+record_check() {
+  checks+=("$1  $2")
+  [[ "$1" == PASS ]] || failed=$((failed + 1))
+}
+
+# Prints the command the way a person would type it (trellis = bin/trellis --socket <h1's socket>).
+show_and_run() {
+  printf '$ %s\n' "$*"
+  "$@" 2>&1 | sed 's/^/    /'
+}
+
+trellis() {
+  "$repo/bin/trellis" --socket "$sock" "$@"
+}
+
+first_ipv4() {
+  ip -n "$1" -j -4 addr show | jq -r '[.[] | select(.ifname != "lo") | .addr_info[].local][0] // empty'
+}
+
+cmd_demo() {
+  cmd_up 1
+  local h1="$prefix-h1" c1="$prefix-c1" c2="$prefix-c2" host_ip www c2_ip
+  sock="$(socket_of h1)"
+  host_ip="$(host_ip 1)"
+  www="$lab_dir/www"
+  say
+  say "In this demo, 'trellis' is $repo/bin/trellis --socket $sock"
+  say "(the trellisd of host $h1, underlay address $host_ip)."
+
+  step "Create a bridge network 'demo' with subnet 10.20.0.0/24: trellisd in $h1 makes a Linux bridge there, gateway 10.20.0.1" \
+    trellis network create --driver bridge --subnet 10.20.0.0/24 demo
+  step "Make two 'containers': plain network namespaces, with nothing in them but lo" \
+    ip netns add "$c1"
+  step "(and the second one)" ip netns add "$c2"
+  ip -n "$c1" link set lo up
+  ip -n "$c2" link set lo up
+  step "Connect c1 to 'demo': trellisd adds a veth pair (bridge port on $h1, eth0 in c1), an address and a default route" \
+    trellis network connect demo "$c1"
+  step "Connect c2 and publish its TCP port 80 as port 8080 on the host (a DNAT rule in trellis's nftables table)" \
+    trellis network connect -p 8080:80 demo "$c2"
+  step "The network as the Docker API shows it" trellis network inspect demo
+  step "c1's addresses: eth0 got the next free address of 10.20.0.0/24" ip -n "$c1" addr
+  step "c1's routes: default via the bridge's gateway" ip -n "$c1" route
+
+  c2_ip="$(first_ipv4 "$c2")"
+  [[ -n "$c2_ip" ]] || {
+    record_check FAIL "c2 has an IPv4 address"
+    exit 1
+  }
+  check "c1 pings c2 ($c2_ip) across the bridge" " 0% packet loss" \
+    ip netns exec "$c1" ping -c 3 -i 0.2 -W 2 "$c2_ip"
+
+  mkdir -p "$www"
+  printf 'hello from c2 via trellis\n' >"$www/index.html"
+  printf '\n==> Start a tiny web server in c2 on port 80 (busybox httpd, serving %s)\n' "$www"
+  printf '$ ip netns exec %s busybox httpd -f -p 80 -h %s &\n' "$c2" "$www"
+  ip netns exec "$c2" busybox httpd -f -p 80 -h "$www" </dev/null >>"$lab_dir/httpd.log" 2>&1 &
+  record_pid "$!" "httpd in $c2"
+  wait_http "$c2" 127.0.0.1 80 || {
+    record_check FAIL "httpd in c2 starts"
+    exit 1
+  }
+
+  check "c1 reaches c2's server directly ($c2_ip:80)" "hello from c2" \
+    ip netns exec "$c1" timeout 5 busybox wget -q -O - "http://$c2_ip:80/"
+  check "The client (an outside machine on the underlay) reaches it through the published port $host_ip:8080" \
+    "hello from c2" ip netns exec "$prefix-client" timeout 5 busybox wget -q -O - "http://$host_ip:8080/"
+  check "c1 reaches it through the host's published port too ($host_ip:8080, hairpin NAT)" "hello from c2" \
+    ip netns exec "$c1" timeout 5 busybox wget -q -O - "http://$host_ip:8080/"
+}
+
+# wait_http NS IP PORT: until a GET answers (5 s at most). (Debian's busybox 1.35 wget crashes when -T
+# meets a refused connection, hence timeout(1) instead.)
+wait_http() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ip netns exec "$1" timeout 2 busybox wget -q -O /dev/null "http://$2:$3/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+summary() {
+  local line
+  printf '\n==== demo summary\n'
+  for line in "${checks[@]}"; do printf '  %s\n' "$line"; done
+  if ((failed == 0 && ${#checks[@]} > 0)); then
+    printf 'PASS: all %d checks passed\n' "${#checks[@]}"
+    return 0
+  fi
+  if ((${#checks[@]} == 0)); then
+    printf 'FAIL: the demo stopped before its first check (the lab did not come up?)\n'
+  else
+    printf 'FAIL: %d of %d checks failed\n' "$failed" "${#checks[@]}"
+  fi
+  return 1
+}
+
+on_exit_after_demo() {
+  local rc=$?
+  trap - EXIT
+  if ((rc == 0 && failed > 0)); then rc=1; fi
+  if ((rc != 0)) && [[ -n "$prefix" && -f "$(host_dir h1)/trellisd.log" ]]; then
+    printf '\n==== last lines of trellisd.log (h1)\n'
+    tail -n 30 "$(host_dir h1)/trellisd.log" || true
+  fi
+  summary || rc=1
+  printf '\n==> Tear the lab down\n'
+  if ((lab_created)); then cmd_down || rc=1; fi
+  exit "$rc"
+}
+
+# ---------------------------------------------------------------- main
+
+on_exit_after_up() {
+  local rc=$?
+  if ((rc != 0 && lab_created)); then
+    warn "up failed; removing the half-built lab"
+    cmd_down || true
+  fi
+  exit "$rc"
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  case "$cmd" in
+  up)
+    trap on_exit_after_up EXIT
+    cmd_up "$@"
+    trap - EXIT
+    cmd_status
+    ;;
+  status) cmd_status ;;
+  down) cmd_down "$@" ;;
+  demo)
+    trap on_exit_after_demo EXIT
+    cmd_demo
+    ;;
+  -h | --help | help) usage ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"
