@@ -31,6 +31,8 @@ export interface DesiredEndpoint {
   alias: string;
   /** isolated bridge port: no traffic to other isolated ports (ICC off), only to the gateway */
   isolated: boolean;
+  /** the port may send frames back out where they came in (needed for a published port's own container) */
+  hairpin: boolean;
   container: {
     ifName: string;
     mac: string;
@@ -107,6 +109,7 @@ export function desiredEndpoint(net: NetworkRecord, pools: PoolRecord[], ep: End
     mtu: net.bridge.mtu,
     alias: ENDPOINT_ALIAS_PREFIX + ep.id,
     isolated: !net.bridge.icc,
+    hairpin: ep.publish.length > 0 && !net.internal,
     container: { ifName: ep.ifName, mac: ep.mac, addresses, routes },
   };
 }

@@ -86,7 +86,8 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
     const br = q(net.bridgeName);
     // Hairpin: a container reaching a published port on its own network must see replies come
     // back through the host, or it would get them straight from the peer with the wrong source.
-    lines.push(`    iifname ${br} oifname ${br} ct status dnat masquerade`);
+    // (The input interface is not usable here: with br_netfilter, bridged packets carry the port.)
+    for (const subnet of net.subnets4) lines.push(`    oifname ${br} ip saddr ${subnet} ct status dnat masquerade`);
     if (net.masquerade) {
       for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} oifname != ${br} masquerade`);
     }
@@ -104,6 +105,12 @@ function renderFilterChains(networks: FirewallNetwork[]): string[] {
     if (!net.internal) continue;
     const br = q(net.bridgeName);
     lines.push(`    iifname ${br} oifname != ${br} drop`, `    oifname ${br} iifname != ${br} drop`);
+  }
+  for (const net of networks) {
+    // Traffic inside one network: with br_netfilter loaded, bridged frames pass this hook too.
+    // (ICC off is enforced below the firewall, by isolated bridge ports.)
+    const br = q(net.bridgeName);
+    lines.push(`    iifname ${br} oifname ${br} accept`);
   }
   lines.push(
     "    ct state established,related accept",

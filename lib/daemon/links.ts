@@ -79,7 +79,10 @@ export class LinkProgrammer {
     }
     // Port isolation is ICC-off done by the bridge itself: isolated ports reach the gateway and
     // the outside, never each other, with no firewall rule per endpoint.
-    await host.setBridgePort(link.index, { isolated: d.isolated });
+    // Hairpin lets a container reach its own published port: with br_netfilter the DNAT happens in
+    // the bridge path and the frame must leave through the port it came in on. Only on endpoints
+    // that publish, because hairpin also reflects multicast (IPv6 DAD would see its own probes).
+    await host.setBridgePort(link.index, { isolated: d.isolated, hairpin: d.hairpin });
   }
 
   private async configureContainerEnd(d: DesiredEndpoint, ns: NetnsRef) {
