@@ -92,6 +92,13 @@ test("exec reports failures, input and timeouts", async (t) => {
   t.is(slow.code, 124);
 });
 
+test("exec finds the system's nft, not the one npm puts on PATH (node_modules/.bin/nft)", async (t) => {
+  const lab = await Lab.create(t);
+  const c1 = await lab.addContainer("c1");
+  const { stdout } = await lab.exec(c1, ["nft", "--version"]);
+  t.regex(stdout, /^nftables v/);
+});
+
 test("nothing is created in the root namespace", async (t) => {
   const before = await rootLinkNames();
   const lab = await Lab.create(t);
