@@ -16,6 +16,10 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Under `npm run lab`, PATH starts with node_modules/.bin, which holds an unrelated `nft` (a dependency's
+# file tracer). The lab and the daemons it starts get the system's tools.
+PATH="$(printf '%s' "$PATH" | tr ':' '\n' | grep -v 'node_modules/\.bin/\{0,1\}$' | paste -sd: -)"
+export PATH
 lab_dir="${TRELLIS_LAB_DIR:-/run/trellis-lab}"
 state_file="$lab_dir/state"
 underlay=10.99.0
@@ -374,18 +378,21 @@ wait_http() {
   return 1
 }
 
+# summary RC: every check, then one PASS/FAIL line. Fails unless RC is 0 and every check passed.
 summary() {
-  local line
+  local rc="$1" line
   printf '\n==== demo summary\n'
-  for line in "${checks[@]}"; do printf '  %s\n' "$line"; done
-  if ((failed == 0 && ${#checks[@]} > 0)); then
+  for line in ${checks[@]+"${checks[@]}"}; do printf '  %s\n' "$line"; done
+  if ((rc == 0 && failed == 0 && ${#checks[@]} > 0)); then
     printf 'PASS: all %d checks passed\n' "${#checks[@]}"
     return 0
   fi
   if ((${#checks[@]} == 0)); then
-    printf 'FAIL: the demo stopped before its first check (the lab did not come up?)\n'
-  else
+    printf 'FAIL: the demo stopped (exit %d) before its first check; the lab did not come up?\n' "$rc"
+  elif ((failed > 0)); then
     printf 'FAIL: %d of %d checks failed\n' "$failed" "${#checks[@]}"
+  else
+    printf 'FAIL: the demo stopped early (exit %d) after %d passed checks\n' "$rc" "${#checks[@]}"
   fi
   return 1
 }
@@ -393,12 +400,13 @@ summary() {
 on_exit_after_demo() {
   local rc=$?
   trap - EXIT
+  trap '' INT TERM # a second Ctrl-C must not cut the teardown short
   if ((rc == 0 && failed > 0)); then rc=1; fi
-  if ((rc != 0)) && [[ -n "$prefix" && -f "$(host_dir h1)/trellisd.log" ]]; then
+  if ((rc != 0 && lab_created)) && [[ -f "$(host_dir h1)/trellisd.log" ]]; then
     printf '\n==== last lines of trellisd.log (h1)\n'
     tail -n 30 "$(host_dir h1)/trellisd.log" || true
   fi
-  summary || rc=1
+  summary "$rc" || rc=1
   printf '\n==> Tear the lab down\n'
   if ((lab_created)); then cmd_down || rc=1; fi
   exit "$rc"
@@ -408,6 +416,7 @@ on_exit_after_demo() {
 
 on_exit_after_up() {
   local rc=$?
+  trap '' INT TERM
   if ((rc != 0 && lab_created)); then
     warn "up failed; removing the half-built lab"
     cmd_down || true
