@@ -8,7 +8,7 @@
  * processes (PID + start time must still match), the namespaces named with its prefix, its temp dir.
  * Creating the record with O_EXCL is also what reserves a prefix between concurrent test processes.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isAlive, processStartTime, run, signalPid } from "./proc.js";
 
@@ -37,15 +37,19 @@ export class LabRecord {
 
   /** Reserves `prefix`; undefined when another lab already holds it. */
   static claim(prefix: string): LabRecord | undefined {
-    mkdirSync(REGISTRY_DIR, { recursive: true });
     const record = new LabRecord(prefix);
-    try {
-      writeFileSync(record.file, JSON.stringify(record.data), { flag: "wx" });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      mkdirSync(REGISTRY_DIR, { recursive: true });
+      try {
+        writeFileSync(record.file, JSON.stringify(record.data), { flag: "wx" });
+        return record;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EEXIST") return undefined;
+        // another process's remove() took the empty directory away in between: make it again
+        if (code !== "ENOENT" || attempt >= 3) throw err;
+      }
     }
-    return record;
   }
 
   setDir(dir: string): void {
@@ -60,8 +64,10 @@ export class LabRecord {
     this.save();
   }
 
+  /** Deletes the record, and the registry directory once it is empty (nothing is left behind). */
   remove(): void {
     rmSync(this.file, { force: true });
+    removeRegistryDirIfEmpty();
   }
 
   private save(): void {
@@ -97,16 +103,21 @@ export async function pidsInNamespace(ns: string): Promise<number[]> {
     .filter((pid) => Number.isInteger(pid) && pid > 1 && pid !== process.pid);
 }
 
-/** Reaps the labs of owners that are gone. Returns their prefixes. Never throws. */
+/**
+ * Reaps the labs whose owner is gone, and those a reaper that died left half done. Returns their
+ * prefixes. Never throws.
+ */
 export async function reapAbandonedLabs(): Promise<string[]> {
   let files: string[];
   try {
-    files = readdirSync(REGISTRY_DIR).filter((f) => /^tr[0-9a-f]{4}\.json$/.test(f));
+    files = readdirSync(REGISTRY_DIR);
   } catch {
     return [];
   }
   const reaped: string[] = [];
   for (const file of files) {
+    const m = /^tr[0-9a-f]{4}\.json(?:\.reaping\.(\d+))?$/.exec(file);
+    if (!m || (m[1] !== undefined && isAlive(Number(m[1])))) continue;
     const path = join(REGISTRY_DIR, file);
     let data: RecordData;
     try {
@@ -116,7 +127,7 @@ export async function reapAbandonedLabs(): Promise<string[]> {
     }
     if (sameProcess(data.owner)) continue;
     // Take it over atomically so that two reapers never work on one lab.
-    const claimed = `${path}.reaping.${process.pid}`;
+    const claimed = join(REGISTRY_DIR, `${data.prefix}.json.reaping.${process.pid}`);
     try {
       renameSync(path, claimed);
     } catch {
@@ -126,7 +137,16 @@ export async function reapAbandonedLabs(): Promise<string[]> {
     rmSync(claimed, { force: true });
     reaped.push(data.prefix);
   }
+  removeRegistryDirIfEmpty();
   return reaped;
+}
+
+function removeRegistryDirIfEmpty(): void {
+  try {
+    rmdirSync(REGISTRY_DIR);
+  } catch {
+    // not empty: other labs are live
+  }
 }
 
 async function reapLab(data: RecordData): Promise<void> {
