@@ -10,6 +10,7 @@ import type { Kernel } from "../kernel/types.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import type { DaemonConfig } from "./config.js";
 import type { DaemonContext } from "./context.js";
+import { DockerUserChain } from "./docker-user.js";
 import { EndpointManager } from "./endpoints.js";
 import { FirewallManager } from "./firewall.js";
 import type { NetworkOperations } from "./inputs.js";
@@ -48,7 +49,7 @@ export class Daemon {
       ipam,
       kernel,
       links: new LinkProgrammer(kernel),
-      firewall: new FirewallManager(kernel, store),
+      firewall: new FirewallManager(kernel, store, new DockerUserChain(kernel, log)),
       log,
     };
     return new Daemon(config, ctx);
@@ -79,6 +80,7 @@ export class Daemon {
     if (this.config.sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => {
         this.reconciler.sweepStale().catch((err) => this.ctx.log.error({ err }, "stale endpoint sweep failed"));
+        this.ctx.firewall.syncDockerUser().catch((err) => this.ctx.log.error({ err }, "DOCKER-USER sync failed"));
       }, this.config.sweepIntervalMs);
       this.sweepTimer.unref();
     }

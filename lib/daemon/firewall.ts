@@ -4,6 +4,7 @@
  */
 import { type FirewallNetwork, type PublishedPort, renderFirewall, renderPortChanges } from "../bridge/firewall.js";
 import type { Kernel } from "../kernel/types.js";
+import type { DockerUserChain } from "./docker-user.js";
 import type { EndpointRecord, NetworkRecord, PoolRecord } from "../store/records.js";
 
 export interface FirewallSource {
@@ -31,6 +32,7 @@ export class FirewallManager {
   constructor(
     private readonly kernel: Kernel,
     private readonly source: FirewallSource,
+    private readonly dockerUser?: DockerUserChain,
   ) {}
 
   private networksOf(): FirewallNetwork[] {
@@ -56,6 +58,12 @@ export class FirewallManager {
 
   async sync(): Promise<void> {
     await this.kernel.nftApply(this.render());
+    await this.syncDockerUser();
+  }
+
+  /** Also run periodically: a Docker engine started after trellisd creates DOCKER-USER later. */
+  async syncDockerUser(): Promise<void> {
+    await this.dockerUser?.sync(this.source.listNetworks().map((n) => n.bridge.bridgeName));
   }
 
   async changePorts(change: { add?: PublishedPort[]; remove?: PublishedPort[] }): Promise<void> {

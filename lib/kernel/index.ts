@@ -5,6 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { KernelError, notFound } from "../common/errors.js";
+import { iptables } from "./iptables.js";
 import { loadNative, type NativeAddon } from "./native.js";
 import { RtNetlink } from "./netlink/rtnetlink.js";
 import { NetlinkSocket } from "./netlink/socket.js";
@@ -61,6 +62,10 @@ class LinuxKernel implements Kernel {
 
   setSysctl(key: string, value: string): Promise<void> {
     return setSysctl(key, value);
+  }
+
+  iptables(family: 4 | 6, args: string[]) {
+    return iptables(family, args);
   }
 
   close(): void {

@@ -134,6 +134,8 @@ export interface Kernel {
   nftApply(script: string, opts?: NftOptions): Promise<void>;
   /** `nft -j list table FAMILY NAME`, parsed; undefined if the table does not exist. */
   nftListTable(family: string, name: string, opts?: NftOptions): Promise<unknown | undefined>;
+  /** Runs iptables/ip6tables (-w) in the daemon's namespace; for Docker coexistence only. */
+  iptables(family: 4 | 6, args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Writes a sysctl in the daemon's namespace, e.g. ("net/ipv4/ip_forward", "1"). */
   setSysctl(key: string, value: string): Promise<void>;
   close(): void;
