@@ -49,7 +49,11 @@ function matchesFilters(view: NetworkView, filters: Record<string, string[]>): b
 
 export function dockerRoutes(ops: NetworkOperations, info: VersionInfo): Router {
   const router = new Router();
-  const ping = () => ({ status: 200, body: "OK", headers: { "Cache-Control": "no-cache, no-store, must-revalidate" } });
+  const ping = () => ({
+    status: 200,
+    body: "OK",
+    headers: { "Cache-Control": "no-cache, no-store, must-revalidate" },
+  });
   router
     .add("GET", /^\/_ping$/, ping)
     .add("HEAD", /^\/_ping$/, ping)
@@ -82,7 +86,10 @@ export function dockerRoutes(ops: NetworkOperations, info: VersionInfo): Router 
       parseFilters(req.query.get("filters"));
       return { status: 200, body: { NetworksDeleted: await ops.pruneNetworks() } };
     })
-    .add("GET", /^\/networks\/([^/]+)$/, (_req, [ref]) => ({ status: 200, body: networkJson(ops.getNetwork(ref!)) }))
+    .add("GET", /^\/networks\/([^/]+)$/, (_req, [ref]) => ({
+      status: 200,
+      body: networkJson(ops.getNetwork(ref!)),
+    }))
     .add("DELETE", /^\/networks\/([^/]+)$/, async (_req, [ref]) => {
       await ops.removeNetwork(ref!);
       return { status: 204 };

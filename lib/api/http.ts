@@ -48,7 +48,8 @@ export class Router {
       if (route.method !== req.method && !(route.method === "GET" && req.method === "HEAD")) continue;
       return route.handler(req, m.slice(1).map(decodeURIComponent));
     }
-    if (pathMatched) return { status: 405, body: { message: `method ${req.method} not allowed on ${req.path}` } };
+    if (pathMatched)
+      return { status: 405, body: { message: `method ${req.method} not allowed on ${req.path}` } };
     throw notFound("page not found");
   }
 }
@@ -110,7 +111,10 @@ export interface ServeOptions {
   errorReply?: (err: unknown) => Reply;
 }
 
-const defaultErrorReply = (err: unknown): Reply => ({ status: httpStatusOf(err), body: { message: messageOf(err) } });
+const defaultErrorReply = (err: unknown): Reply => ({
+  status: httpStatusOf(err),
+  body: { message: messageOf(err) },
+});
 
 export function serve(opts: ServeOptions): Promise<Server> {
   const errorReply = opts.errorReply ?? defaultErrorReply;
@@ -122,7 +126,12 @@ export function serve(opts: ServeOptions): Promise<Server> {
     let reply: Reply;
     try {
       const body = await readBody(req);
-      reply = await opts.router.dispatch({ method: req.method ?? "GET", path, query: url.searchParams, body });
+      reply = await opts.router.dispatch({
+        method: req.method ?? "GET",
+        path,
+        query: url.searchParams,
+        body,
+      });
     } catch (err) {
       if (!(err instanceof TrellisError)) opts.log.error({ err, path }, "request failed");
       reply = errorReply(err);

@@ -51,7 +51,9 @@ export function parseCreateNetwork(body: unknown): CreateNetworkInput {
   const name = optString(o, "Name");
   if (name === undefined) throw invalid("Name is required");
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || name.length > 128) {
-    throw invalid(`invalid network name "${name}": use letters, digits, '_', '.', '-', starting with a letter or digit`);
+    throw invalid(
+      `invalid network name "${name}": use letters, digits, '_', '.', '-', starting with a letter or digit`,
+    );
   }
   const ipam = object(o["IPAM"], "IPAM");
   const rawConfigs = ipam["Config"] ?? [];

@@ -62,7 +62,9 @@ export function bridgeMac(networkId: string): string {
  */
 export function endpointMac(endpointId: string, ipv4Cidr?: string): string {
   if (ipv4Cidr) {
-    const octets = splitCidr(ipv4Cidr).address.split(".").map((o) => Number(o).toString(16).padStart(2, "0"));
+    const octets = splitCidr(ipv4Cidr)
+      .address.split(".")
+      .map((o) => Number(o).toString(16).padStart(2, "0"));
     return ["02", "42", ...octets].join(":");
   }
   return ["02", "43", ...hexBytes(`endpoint:${endpointId}`, 4)].join(":");
@@ -89,7 +91,11 @@ export function desiredBridge(net: NetworkRecord, pools: PoolRecord[]): DesiredB
   };
 }
 
-export function desiredEndpoint(net: NetworkRecord, pools: PoolRecord[], ep: EndpointRecord): DesiredEndpoint {
+export function desiredEndpoint(
+  net: NetworkRecord,
+  pools: PoolRecord[],
+  ep: EndpointRecord,
+): DesiredEndpoint {
   const addresses: DesiredAddress[] = [];
   if (ep.ipv4) addresses.push(splitCidr(ep.ipv4));
   if (ep.ipv6) addresses.push(splitCidr(ep.ipv6));

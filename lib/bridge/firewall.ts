@@ -87,7 +87,8 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
     // Hairpin: a container reaching a published port on its own network must see replies come
     // back through the host, or it would get them straight from the peer with the wrong source.
     // (The input interface is not usable here: with br_netfilter, bridged packets carry the port.)
-    for (const subnet of net.subnets4) lines.push(`    oifname ${br} ip saddr ${subnet} ct status dnat masquerade`);
+    for (const subnet of net.subnets4)
+      lines.push(`    oifname ${br} ip saddr ${subnet} ct status dnat masquerade`);
     if (net.masquerade) {
       for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} oifname != ${br} masquerade`);
     }
@@ -97,10 +98,7 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
 }
 
 function renderFilterChains(networks: FirewallNetwork[]): string[] {
-  const lines = [
-    "  chain forward {",
-    "    type filter hook forward priority filter; policy accept;",
-  ];
+  const lines = ["  chain forward {", "    type filter hook forward priority filter; policy accept;"];
   for (const net of networks) {
     if (!net.internal) continue;
     const br = q(net.bridgeName);

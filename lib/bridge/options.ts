@@ -66,7 +66,8 @@ export function parseBridgeOptions(options: Record<string, string>, d: BridgeOpt
     bridgeName: name,
     mtu: options[OPT_MTU] !== undefined ? parseMtu(options[OPT_MTU]) : d.hostMtu,
     icc: options[OPT_ICC] !== undefined ? parseBool(OPT_ICC, options[OPT_ICC]) : true,
-    masquerade: options[OPT_MASQUERADE] !== undefined ? parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE]) : true,
+    masquerade:
+      options[OPT_MASQUERADE] !== undefined ? parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE]) : true,
     ...(hostBinding !== undefined && hostBinding !== "0.0.0.0" ? { defaultHostIp: hostBinding } : {}),
   };
 }

@@ -56,14 +56,16 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
         break;
       case "--log-level": {
         const level = take();
-        if (!LEVELS.includes(level)) throw invalid(`invalid --log-level "${level}" (use ${LEVELS.join(", ")})`);
+        if (!LEVELS.includes(level))
+          throw invalid(`invalid --log-level "${level}" (use ${LEVELS.join(", ")})`);
         config.logLevel = level;
         break;
       }
       case "--sweep-interval": {
         const raw = take();
         const ms = Number(raw);
-        if (!Number.isInteger(ms) || ms < 0) throw invalid(`invalid --sweep-interval "${raw}": milliseconds >= 0`);
+        if (!Number.isInteger(ms) || ms < 0)
+          throw invalid(`invalid --sweep-interval "${raw}": milliseconds >= 0`);
         config.sweepIntervalMs = ms;
         break;
       }

@@ -75,16 +75,28 @@ export class Daemon {
       router,
       log: this.ctx.log,
       versionedPaths: true,
-      commonHeaders: { "Api-Version": "1.41", "Docker-Experimental": "false", Ostype: "linux", Server: `trellis/${VERSION}` },
+      commonHeaders: {
+        "Api-Version": "1.41",
+        "Docker-Experimental": "false",
+        Ostype: "linux",
+        Server: `trellis/${VERSION}`,
+      },
     });
     if (this.config.sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => {
-        this.reconciler.sweepStale().catch((err) => this.ctx.log.error({ err }, "stale endpoint sweep failed"));
-        this.ctx.firewall.syncDockerUser().catch((err) => this.ctx.log.error({ err }, "DOCKER-USER sync failed"));
+        this.reconciler
+          .sweepStale()
+          .catch((err) => this.ctx.log.error({ err }, "stale endpoint sweep failed"));
+        this.ctx.firewall
+          .syncDockerUser()
+          .catch((err) => this.ctx.log.error({ err }, "DOCKER-USER sync failed"));
       }, this.config.sweepIntervalMs);
       this.sweepTimer.unref();
     }
-    this.ctx.log.info({ socket: this.config.socket, stateDir: this.config.stateDir, version: VERSION }, "trellisd ready");
+    this.ctx.log.info(
+      { socket: this.config.socket, stateDir: this.config.stateDir, version: VERSION },
+      "trellisd ready",
+    );
   }
 
   /** Stops serving; the data plane (links, addresses, rules) stays as it is. */

@@ -3,8 +3,9 @@
  * addresses before any kernel work ("creating"), so a crash at any point leaves a record the
  * reconciler can roll back; a failure rolls back at once.
  */
-import { conflict, forbidden, invalid, messageOf, notFound, TrellisError } from "../common/errors.js";
+
 import { desiredEndpoint, endpointMac, hostIfNameOf } from "../bridge/desired.js";
+import { conflict, forbidden, invalid, messageOf, notFound, TrellisError } from "../common/errors.js";
 import type { NetnsRef } from "../kernel/types.js";
 import type { EndpointRecord, NetworkRecord, PortMapping } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
@@ -100,8 +101,12 @@ export class EndpointManager {
       this.validate(fresh, input, containerId, name);
       const v4 = pools.find((p) => p.family === 4);
       const v6 = pools.find((p) => p.family === 6);
-      const ipv4 = v4 && `${ipam.requestAddress(v4.id, { owner: id, ...(input.ipv4 ? { address: input.ipv4 } : {}) })}${prefixOf(v4.subnet)}`;
-      const ipv6 = v6 && `${ipam.requestAddress(v6.id, { owner: id, ...(input.ipv6 ? { address: input.ipv6 } : {}) })}${prefixOf(v6.subnet)}`;
+      const ipv4 =
+        v4 &&
+        `${ipam.requestAddress(v4.id, { owner: id, ...(input.ipv4 ? { address: input.ipv4 } : {}) })}${prefixOf(v4.subnet)}`;
+      const ipv6 =
+        v6 &&
+        `${ipam.requestAddress(v6.id, { owner: id, ...(input.ipv6 ? { address: input.ipv6 } : {}) })}${prefixOf(v6.subnet)}`;
       const rec: EndpointRecord = {
         id,
         networkId: net.id,
@@ -133,7 +138,10 @@ export class EndpointManager {
       }
       store.putEndpoint(active);
     } catch (err) {
-      this.ctx.log.warn({ endpointId: id, networkId: net.id, err: messageOf(err) }, "connect failed, rolling back");
+      this.ctx.log.warn(
+        { endpointId: id, networkId: net.id, err: messageOf(err) },
+        "connect failed, rolling back",
+      );
       await this.rollback(net, active, portsAdded);
       throw err;
     }
@@ -168,7 +176,10 @@ export class EndpointManager {
     });
   }
 
-  private async findEndpoint(net: NetworkRecord, input: DisconnectInput): Promise<EndpointRecord | undefined> {
+  private async findEndpoint(
+    net: NetworkRecord,
+    input: DisconnectInput,
+  ): Promise<EndpointRecord | undefined> {
     const endpoints = this.ctx.store.listEndpoints(net.id);
     try {
       const ns = await this.ctx.kernel.resolveNetns(input.container);
@@ -179,7 +190,11 @@ export class EndpointManager {
       if (!(err instanceof TrellisError && err.code === "NOT_FOUND") || !input.force) throw err;
       const ref = input.container;
       return endpoints.find(
-        (e) => e.name === ref || e.netns.path === ref || e.netns.path === `/run/netns/${ref}` || e.containerId === ref,
+        (e) =>
+          e.name === ref ||
+          e.netns.path === ref ||
+          e.netns.path === `/run/netns/${ref}` ||
+          e.containerId === ref,
       );
     }
   }

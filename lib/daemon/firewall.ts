@@ -2,10 +2,15 @@
  * Keeps trellis's nftables table in step with the store: a full atomic render for network-level
  * changes and at start-up, element-level changes for the ports of one endpoint.
  */
-import { type FirewallNetwork, type PublishedPort, renderFirewall, renderPortChanges } from "../bridge/firewall.js";
+import {
+  type FirewallNetwork,
+  type PublishedPort,
+  renderFirewall,
+  renderPortChanges,
+} from "../bridge/firewall.js";
 import type { Kernel } from "../kernel/types.js";
-import type { DockerUserChain } from "./docker-user.js";
 import type { EndpointRecord, NetworkRecord, PoolRecord } from "../store/records.js";
+import type { DockerUserChain } from "./docker-user.js";
 
 export interface FirewallSource {
   listNetworks(): NetworkRecord[];

@@ -3,8 +3,9 @@
  * exists and corrects what differs, so the same code serves the connect fast path and the
  * reconcile after a restart.
  */
-import { conflict } from "../common/errors.js";
+
 import type { DesiredAddress, DesiredBridge, DesiredEndpoint } from "../bridge/desired.js";
+import { conflict } from "../common/errors.js";
 import type { Kernel, LinkInfo, Netlink, NetnsRef } from "../kernel/types.js";
 
 const isLinkLocal6 = (address: string) => address.toLowerCase().startsWith("fe80:");
@@ -19,7 +20,8 @@ async function ensureAddresses(nl: Netlink, index: number, want: DesiredAddress[
   if (!prune) return;
   const wantKeys = new Set(want.map(key));
   for (const a of have) {
-    if (!wantKeys.has(key(a)) && !isLinkLocal6(a.address)) await nl.deleteAddress(index, a.address, a.prefixLen);
+    if (!wantKeys.has(key(a)) && !isLinkLocal6(a.address))
+      await nl.deleteAddress(index, a.address, a.prefixLen);
   }
 }
 
@@ -61,7 +63,11 @@ export class LinkProgrammer {
   }
 
   /** Reconcile one endpoint: recreate it if its veth is gone, otherwise correct both ends. */
-  async ensureEndpoint(d: DesiredEndpoint, ns: NetnsRef, bridgeIndex: number): Promise<"created" | "checked"> {
+  async ensureEndpoint(
+    d: DesiredEndpoint,
+    ns: NetnsRef,
+    bridgeIndex: number,
+  ): Promise<"created" | "checked"> {
     const hostLink = await this.kernel.host().getLink(d.hostIfName);
     if (!hostLink) {
       await this.plumbEndpoint(d, ns, bridgeIndex);

@@ -12,7 +12,8 @@ export function findNetwork(store: SqliteStore, ref: string): NetworkRecord {
   if (/^[0-9a-f]+$/.test(ref)) {
     const matches = store.listNetworks().filter((n) => n.id.startsWith(ref));
     if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw conflict(`network id prefix ${ref} is ambiguous (${matches.length} networks)`);
+    if (matches.length > 1)
+      throw conflict(`network id prefix ${ref} is ambiguous (${matches.length} networks)`);
   }
   throw notFound(`network ${ref} not found`);
 }

@@ -1,7 +1,8 @@
 /** Network lifecycle: create, inspect, remove, prune. Each operation rolls back what it half-did. */
-import { conflict, forbidden, invalid, messageOf } from "../common/errors.js";
+
 import { desiredBridge } from "../bridge/desired.js";
 import { parseBridgeOptions } from "../bridge/options.js";
+import { conflict, forbidden, invalid, messageOf } from "../common/errors.js";
 import type { Family, NetworkRecord } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
 import { newId } from "./ids.js";
@@ -28,7 +29,8 @@ export class NetworkManager {
 
   async create(input: CreateNetworkInput): Promise<NetworkView> {
     const { store } = this.ctx;
-    if (input.driver !== "bridge") throw invalid(`unknown network driver "${input.driver}" (supported: bridge)`);
+    if (input.driver !== "bridge")
+      throw invalid(`unknown network driver "${input.driver}" (supported: bridge)`);
     if (input.ipamDriver !== "default") {
       throw invalid(`unknown IPAM driver "${input.ipamDriver}" (supported: default)`);
     }

@@ -3,8 +3,9 @@
  * difference. Safe to run at any time and any number of times; healthy endpoints are only checked,
  * never torn down, so their traffic keeps flowing across a daemon restart.
  */
-import { messageOf } from "../common/errors.js";
+
 import { desiredEndpoint, ENDPOINT_ALIAS_PREFIX, NETWORK_ALIAS_PREFIX } from "../bridge/desired.js";
+import { messageOf } from "../common/errors.js";
 import type { EndpointRecord } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
 import type { EndpointManager } from "./endpoints.js";
@@ -88,7 +89,8 @@ export class Reconciler {
     for (const net of store.listNetworks()) wanted.add(net.bridge.bridgeName);
     for (const ep of store.listEndpoints()) wanted.add(ep.hostIfName);
     for (const link of await this.ctx.kernel.host().listLinks()) {
-      const ours = link.alias?.startsWith(NETWORK_ALIAS_PREFIX) || link.alias?.startsWith(ENDPOINT_ALIAS_PREFIX);
+      const ours =
+        link.alias?.startsWith(NETWORK_ALIAS_PREFIX) || link.alias?.startsWith(ENDPOINT_ALIAS_PREFIX);
       if (!ours || wanted.has(link.name)) continue;
       await this.ctx.kernel.host().deleteLink(link.index);
       report.strayLinksRemoved.push(link.name);
@@ -99,7 +101,11 @@ export class Reconciler {
     try {
       const net = findNetwork(this.ctx.store, ep.networkId);
       const desired = desiredEndpoint(net, poolsOf(this.ctx.store, net), ep);
-      const outcome = await this.ctx.links.ensureEndpoint(desired, ep.netns, await this.networks.bridgeIndex(net));
+      const outcome = await this.ctx.links.ensureEndpoint(
+        desired,
+        ep.netns,
+        await this.networks.bridgeIndex(net),
+      );
       if (outcome === "created") report.endpointsRecreated++;
       else report.endpointsChecked++;
     } catch (err) {

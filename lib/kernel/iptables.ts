@@ -45,6 +45,7 @@ export function iptables(family: 4 | 6, args: string[]): Promise<IptablesResult>
 
 export async function iptablesOrThrow(family: 4 | 6, args: string[]): Promise<string> {
   const r = await iptables(family, args);
-  if (r.code !== 0) throw new KernelError(`iptables ${args.join(" ")}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  if (r.code !== 0)
+    throw new KernelError(`iptables ${args.join(" ")}: ${r.stderr.trim() || `exit ${r.code}`}`);
   return r.stdout;
 }

@@ -14,7 +14,10 @@ export interface Inventory {
 }
 
 /** trellis marks its links with an ifalias starting "trellis:". */
-export async function kernelInventory(lab: Lab, hostNs: string): Promise<Omit<Inventory, "endpoints" | "addresses">> {
+export async function kernelInventory(
+  lab: Lab,
+  hostNs: string,
+): Promise<Omit<Inventory, "endpoints" | "addresses">> {
   const all = await links(lab, hostNs);
   const ours = all.filter((l) => l.ifalias?.startsWith("trellis:"));
   let portElements = 0;
@@ -22,13 +25,21 @@ export async function kernelInventory(lab: Lab, hostNs: string): Promise<Omit<In
     portElements += (await mapElements(lab, hostNs, map)).length;
   }
   return {
-    bridges: ours.filter((l) => l.linkinfo?.info_kind === "bridge").map((l) => l.ifname).sort(),
-    hostVeths: ours.filter((l) => l.linkinfo?.info_kind === "veth").map((l) => l.ifname).sort(),
+    bridges: ours
+      .filter((l) => l.linkinfo?.info_kind === "bridge")
+      .map((l) => l.ifname)
+      .sort(),
+    hostVeths: ours
+      .filter((l) => l.linkinfo?.info_kind === "veth")
+      .map((l) => l.ifname)
+      .sort(),
     portElements,
   };
 }
 
-export async function apiInventory(d: LabDaemon): Promise<{ endpoints: number; addresses: string[]; veths: number }> {
+export async function apiInventory(
+  d: LabDaemon,
+): Promise<{ endpoints: number; addresses: string[]; veths: number }> {
   const r = await d.api("GET", "/networks");
   const nets = r.body as Array<{ Containers: Record<string, { IPv4Address: string; IPv6Address: string }> }>;
   const addresses: string[] = [];

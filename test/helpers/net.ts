@@ -48,24 +48,36 @@ export async function routes(
   return JSON.parse(r.stdout);
 }
 
+export interface NftObject {
+  name?: string;
+  elem?: unknown[];
+  [key: string]: unknown;
+}
+
 /** The trellis table as `nft -j` sees it, or undefined when it does not exist. */
-export async function nftTable(lab: Lab, ns: string): Promise<Array<Record<string, any>> | undefined> {
+export async function nftTable(lab: Lab, ns: string): Promise<Array<Record<string, NftObject>> | undefined> {
   const r = await lab.exec(ns, ["nft", "-j", "list", "table", "inet", "trellis"], { allowFail: true });
   if (r.code !== 0) return undefined;
-  return (JSON.parse(r.stdout) as { nftables: Array<Record<string, any>> }).nftables;
+  return (JSON.parse(r.stdout) as { nftables: Array<Record<string, NftObject>> }).nftables;
 }
 
 /** Elements of one of trellis's published-port maps, as strings, e.g. "8080 -> 10.20.0.3 . 80". */
 export async function mapElements(lab: Lab, ns: string, map: string): Promise<unknown[]> {
   const table = await nftTable(lab, ns);
   const m = table?.find((o) => o["map"]?.name === map)?.["map"];
-  return (m?.elem as unknown[] | undefined) ?? [];
+  return m?.elem ?? [];
 }
 
 const NETTOOL = fileURLToPath(new URL("./nettool.js", import.meta.url));
 
 /** Starts a TCP (or UDP) server on PORT inside ns answering "<marker> <client address>". */
-export async function startServer(lab: Lab, ns: string, port: number, marker: string, proto: "tcp" | "udp" = "tcp") {
+export async function startServer(
+  lab: Lab,
+  ns: string,
+  port: number,
+  marker: string,
+  proto: "tcp" | "udp" = "tcp",
+) {
   const child = lab.spawnIn(ns, [process.execPath, NETTOOL, "serve", proto, String(port), marker]);
   for (let i = 0; i < 200; i++) {
     if (lab.output(child).includes("ready")) return;
@@ -99,7 +111,13 @@ export async function request(
 }
 
 /** The marker of whoever answers on ip:port, or undefined. */
-export async function fetchMarker(lab: Lab, ns: string, ip: string, port: number, proto: "tcp" | "udp" = "tcp") {
+export async function fetchMarker(
+  lab: Lab,
+  ns: string,
+  ip: string,
+  port: number,
+  proto: "tcp" | "udp" = "tcp",
+) {
   return (await request(lab, ns, ip, port, proto))?.marker;
 }
 
@@ -108,7 +126,25 @@ export async function createNetwork(d: LabDaemon, name: string, args: string[] =
   return r.stdout.trim();
 }
 
-export async function inspect(d: LabDaemon, name: string): Promise<any> {
+export interface EndpointJson {
+  Name: string;
+  EndpointID: string;
+  MacAddress: string;
+  IPv4Address: string;
+  IPv6Address: string;
+  Aliases: string[];
+  Ports: string[];
+}
+
+export interface NetworkJson {
+  Name: string;
+  Id: string;
+  Internal: boolean;
+  Containers: Record<string, EndpointJson>;
+  [key: string]: unknown;
+}
+
+export async function inspect(d: LabDaemon, name: string): Promise<NetworkJson> {
   const r = await d.api("GET", `/networks/${name}`);
   if (r.status !== 200) throw new Error(`inspect ${name}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
@@ -117,7 +153,7 @@ export async function inspect(d: LabDaemon, name: string): Promise<any> {
 /** The IPv4 address (without prefix) of the endpoint named `endpoint` on network `net`. */
 export async function ipOf(d: LabDaemon, net: string, endpoint: string, family: 4 | 6 = 4): Promise<string> {
   const body = await inspect(d, net);
-  for (const c of Object.values(body.Containers) as any[]) {
+  for (const c of Object.values(body.Containers)) {
     if (c.Name === endpoint) {
       const cidr: string = family === 4 ? c.IPv4Address : c.IPv6Address;
       return cidr.split("/")[0]!;

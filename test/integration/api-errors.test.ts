@@ -14,7 +14,10 @@ test("bad input: clear errors, right status codes, and no state change", async (
   await createNetwork(d, "base", ["--subnet", "10.70.0.0/16"]);
   const c1 = await lab.addContainer("c1");
   await d.cli(["network", "connect", "base", c1]);
-  const before = { nets: (await d.api("GET", "/networks")).body, kernel: await kernelInventory(lab, host.ns) };
+  const before = {
+    nets: (await d.api("GET", "/networks")).body,
+    kernel: await kernelInventory(lab, host.ns),
+  };
 
   const malformed = await d.api("POST", "/networks/create", undefined, { rawBody: '{"Name": "x",' });
   t.is(malformed.status, 400);
@@ -58,6 +61,8 @@ test("bad input: clear errors, right status codes, and no state change", async (
   const after = { nets: (await d.api("GET", "/networks")).body, kernel: await kernelInventory(lab, host.ns) };
   t.deepEqual(after, before, "failed operations changed state");
 
-  const unreachable = await d.cli(["--socket", `${lab.dir}/nobody.sock`, "network", "ls"], { allowFail: true });
+  const unreachable = await d.cli(["--socket", `${lab.dir}/nobody.sock`, "network", "ls"], {
+    allowFail: true,
+  });
   t.is(unreachable.code, 2);
 });

@@ -4,7 +4,17 @@
  */
 import test, { type ExecutionContext } from "ava";
 import { Lab } from "../helpers/lab.js";
-import { addrs, createNetwork, fetchMarker, inspect, ipOf, links, ping, routes, startServer } from "../helpers/net.js";
+import {
+  addrs,
+  createNetwork,
+  fetchMarker,
+  inspect,
+  ipOf,
+  links,
+  ping,
+  routes,
+  startServer,
+} from "../helpers/net.js";
 
 async function oneHost(t: ExecutionContext) {
   const lab = await Lab.create(t);
@@ -29,7 +39,10 @@ test("two containers on one network ping each other and talk TCP; eth0, address 
   t.truthy(eth0, "the container got eth0");
   t.true(eth0!.addr_info.some((a) => a.local === ip1 && a.prefixlen === 24));
   const r = await routes(lab, c1);
-  t.true(r.some((x) => x.dst === "default" && x.gateway === "10.30.0.1"), JSON.stringify(r));
+  t.true(
+    r.some((x) => x.dst === "default" && x.gateway === "10.30.0.1"),
+    JSON.stringify(r),
+  );
   t.true(await ping(lab, c1, ip2));
   t.true(await ping(lab, c2, ip1));
   t.true(await ping(lab, c1, "10.30.0.1"), "the gateway answers");
@@ -80,19 +93,32 @@ test("egress is masqueraded; an --internal network has no way out", async (t) =>
   t.false(await ping(lab, c2, outside.underlayIp), "internal network reached the outside");
   t.false(await ping(lab, c2, host.underlayIp), "internal network reached the host's other address");
   const r = await routes(lab, c2);
-  t.false(r.some((x) => x.dst === "default"), "internal network got a default route");
+  t.false(
+    r.some((x) => x.dst === "default"),
+    "internal network got a default route",
+  );
   t.true((await inspect(d, "priv")).Internal);
 });
 
 test("enable_icc=false: containers on the network cannot talk to each other but reach the gateway", async (t) => {
   const { lab, d } = await oneHost(t);
-  await createNetwork(d, "noicc", ["--subnet", "10.33.0.0/24", "-o", "com.docker.network.bridge.enable_icc=false"]);
+  await createNetwork(d, "noicc", [
+    "--subnet",
+    "10.33.0.0/24",
+    "-o",
+    "com.docker.network.bridge.enable_icc=false",
+  ]);
   await createNetwork(d, "icc", ["--subnet", "10.33.1.0/24"]);
   const c1 = await lab.addContainer("c1");
   const c2 = await lab.addContainer("c2");
   const c3 = await lab.addContainer("c3");
   const c4 = await lab.addContainer("c4");
-  for (const [net, c] of [["noicc", c1], ["noicc", c2], ["icc", c3], ["icc", c4]] as const) {
+  for (const [net, c] of [
+    ["noicc", c1],
+    ["noicc", c2],
+    ["icc", c3],
+    ["icc", c4],
+  ] as const) {
     await d.cli(["network", "connect", net, c]);
   }
   t.true(await ping(lab, c1, "10.33.0.1"));
@@ -141,5 +167,8 @@ test("IPv6 dual stack: both families assigned, ping6 between containers and to t
   t.true(await ping(lab, c1, "fd00:36::1"), "IPv6 gateway");
   t.true(await ping(lab, c1, await ipOf(d, "v6", c2)));
   const r6 = await routes(lab, c1, 6);
-  t.true(r6.some((x) => x.dst === "default" && x.gateway === "fd00:36::1"), JSON.stringify(r6));
+  t.true(
+    r6.some((x) => x.dst === "default" && x.gateway === "fd00:36::1"),
+    JSON.stringify(r6),
+  );
 });

@@ -5,7 +5,7 @@
 import test from "ava";
 import { Lab } from "../helpers/lab.js";
 import { kernelInventory } from "../helpers/leaks.js";
-import { createNetwork, inspect, ipOf, links, nftTable, ping } from "../helpers/net.js";
+import { createNetwork, type EndpointJson, inspect, ipOf, links, nftTable, ping } from "../helpers/net.js";
 
 test("create, ls, inspect (Docker's shape), rm refused while attached, disconnect, rm, prune", async (t) => {
   const lab = await Lab.create(t);
@@ -44,7 +44,7 @@ test("create, ls, inspect (Docker's shape), rm refused while attached, disconnec
   const eth0 = (await links(lab, c1)).find((l) => l.ifname === "eth0");
   t.is(eth0?.mtu, 1400, "the container's interface has the network's MTU");
   const containers = (await inspect(d, "life")).Containers;
-  const [cid, ep] = Object.entries(containers)[0] as [string, any];
+  const [cid, ep] = Object.entries(containers)[0] as [string, EndpointJson];
   t.regex(cid, /^[0-9a-f]{64}$/);
   t.like(ep, { Name: c1, IPv4Address: "10.50.0.1/24" });
   t.regex(ep.MacAddress, /^02:42:0a:32:00:01$/);
@@ -60,7 +60,10 @@ test("create, ls, inspect (Docker's shape), rm refused while attached, disconnec
     ["lo"],
   );
   await d.cli(["network", "rm", "life"]);
-  t.false((await links(lab, host.ns)).some((l) => l.ifname === "trlife0"), "bridge removed");
+  t.false(
+    (await links(lab, host.ns)).some((l) => l.ifname === "trlife0"),
+    "bridge removed",
+  );
   const table = await nftTable(lab, host.ns);
   t.false(JSON.stringify(table).includes("trlife0"), "no rule mentions the removed bridge");
   await createNetwork(d, "p1", ["--subnet", "10.50.1.0/24"]);
@@ -131,7 +134,7 @@ test("50 concurrent connects get distinct addresses; 50 concurrent disconnects l
     Array(50).fill(200),
   );
   const net = await inspect(d, "conc");
-  const ips = Object.values(net.Containers).map((c: any) => c.IPv4Address);
+  const ips = Object.values(net.Containers).map((c) => c.IPv4Address);
   t.is(new Set(ips).size, 50);
   t.true(await ping(lab, containers[0]!, (ips[49] as string).split("/")[0]!));
   const disconnects = await Promise.all(

@@ -24,9 +24,20 @@ test("a published port is reached from another host, from the host itself and fr
   t.is(await fetchMarker(lab, host.ns, host.underlayIp, 8080), "published", "from the host itself");
   t.is(await fetchMarker(lab, peer, host.underlayIp, 8080), "published", "hairpin from the same network");
   t.is(await fetchMarker(lab, server, host.underlayIp, 8080), "published", "hairpin from the server itself");
-  t.is(await fetchMarker(lab, stranger, host.underlayIp, 8080), "published", "from another network via the host");
-  t.is(await fetchMarker(lab, client.ns, host.underlayIp, 8081), undefined, "an unpublished port stays closed");
-  const containers = (await inspect(d, "web")).Containers as Record<string, { Name: string; Ports: string[] }>;
+  t.is(
+    await fetchMarker(lab, stranger, host.underlayIp, 8080),
+    "published",
+    "from another network via the host",
+  );
+  t.is(
+    await fetchMarker(lab, client.ns, host.underlayIp, 8081),
+    undefined,
+    "an unpublished port stays closed",
+  );
+  const containers = (await inspect(d, "web")).Containers as Record<
+    string,
+    { Name: string; Ports: string[] }
+  >;
   t.deepEqual(Object.values(containers).find((c) => c.Name === server)?.Ports, ["0.0.0.0:8080->80/tcp"]);
   // the client's address is visible to the backend: no masquerade on the way in
   t.is((await request(lab, client.ns, host.underlayIp, 8080))?.client, client.underlayIp);

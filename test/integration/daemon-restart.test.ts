@@ -7,6 +7,7 @@ import test from "ava";
 import { Lab, waitFor } from "../helpers/lab.js";
 
 const BURST = 40;
+
 import { apiInventory, kernelInventory } from "../helpers/leaks.js";
 import { addrs, createNetwork, inspect, ipOf, ping } from "../helpers/net.js";
 
@@ -72,13 +73,15 @@ test("kill -9 during a burst of connects, then restart: kernel and store converg
   const net = await inspect(d, "burst");
   const connected = Object.keys(net.Containers).length;
   t.true(connected - 2 >= acknowledged, "every acknowledged connect survives the crash");
-  t.log(`${connected - 2} of ${BURST} burst connects survived the crash (recorded and completed or rolled back)`);
+  t.log(
+    `${connected - 2} of ${BURST} burst connects survived the crash (recorded and completed or rolled back)`,
+  );
   const api = await apiInventory(d);
   const kernel = await kernelInventory(lab, host.ns);
   t.is(kernel.hostVeths.length, api.endpoints, "one host veth per recorded endpoint, no more");
   t.is(kernel.portElements, api.endpoints - 2, "one published-port element per recorded burst endpoint");
   // Each container either has exactly its recorded address on eth0, or no eth0 at all.
-  const recorded = new Map(Object.values(net.Containers).map((c: any) => [c.Name, c.IPv4Address]));
+  const recorded = new Map(Object.values(net.Containers).map((c) => [c.Name, c.IPv4Address]));
   for (const c of containers) {
     const eth0 = (await addrs(lab, c)).find((x) => x.ifname === "eth0");
     const want = recorded.get(c);
@@ -88,7 +91,7 @@ test("kill -9 during a burst of connects, then restart: kernel and store converg
   // Addresses of rolled-back connects are free again: connect the rest, all distinct.
   for (const c of containers) if (!recorded.has(c)) await d.cli(["network", "connect", "burst", c]);
   const after = await inspect(d, "burst");
-  const ips = Object.values(after.Containers).map((c: any) => c.IPv4Address);
+  const ips = Object.values(after.Containers).map((c) => c.IPv4Address);
   t.is(ips.length, BURST + 2);
   t.is(new Set(ips).size, BURST + 2);
   pinger.kill("SIGINT");

@@ -5,8 +5,8 @@
 import { existsSync } from "node:fs";
 import test from "ava";
 import { Lab } from "../helpers/lab.js";
-import { run } from "../helpers/proc.js";
 import { ping } from "../helpers/net.js";
+import { run } from "../helpers/proc.js";
 
 const DOCKER = ["/usr/bin/docker", "/usr/local/bin/docker"].find((p) => existsSync(p));
 
@@ -26,7 +26,15 @@ test("the docker CLI creates, lists, inspects, connects, disconnects and removes
   t.is(version.code, 0, version.stderr);
   t.is(version.stdout, "1.41");
 
-  const created = await docker("network", "create", "--subnet", "10.90.0.0/24", "--label", "via=docker", "dnet");
+  const created = await docker(
+    "network",
+    "create",
+    "--subnet",
+    "10.90.0.0/24",
+    "--label",
+    "via=docker",
+    "dnet",
+  );
   t.is(created.code, 0, created.stderr);
   t.regex(created.stdout, /^[0-9a-f]{64}$/);
   const ls = await docker("network", "ls", "--format", "{{.ID}} {{.Name}} {{.Driver}} {{.Scope}}");
@@ -38,7 +46,13 @@ test("the docker CLI creates, lists, inspects, connects, disconnects and removes
   const c2 = await lab.addContainer("c2");
   t.is((await docker("network", "connect", "--ip", "10.90.0.50", "--alias", "db", "dnet", c1)).code, 0);
   t.is((await docker("network", "connect", "dnet", c2)).code, 0);
-  const inspect = await docker("network", "inspect", "dnet", "--format", "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}");
+  const inspect = await docker(
+    "network",
+    "inspect",
+    "dnet",
+    "--format",
+    "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}",
+  );
   t.true(inspect.stdout.includes(`${c1}=10.90.0.50/24`), inspect.stdout);
   t.true(await ping(lab, c2, "10.90.0.50"));
 
