@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Ipam } from "../ipam/ipam.js";
 import type { Kernel } from "../kernel/types.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
+import type { DaemonEvents } from "./events.js";
 import type { FirewallManager } from "./firewall.js";
 import type { LinkProgrammer } from "./links.js";
 
@@ -13,4 +14,5 @@ export interface DaemonContext {
   links: LinkProgrammer;
   firewall: FirewallManager;
   log: Logger;
+  events: DaemonEvents;
 }

@@ -12,6 +12,7 @@ import type { DaemonConfig } from "./config.js";
 import type { DaemonContext } from "./context.js";
 import { DockerUserChain } from "./docker-user.js";
 import { EndpointManager } from "./endpoints.js";
+import { DaemonEvents } from "./events.js";
 import { FirewallManager } from "./firewall.js";
 import type { NetworkOperations } from "./inputs.js";
 import { LinkProgrammer } from "./links.js";
@@ -51,6 +52,7 @@ export class Daemon {
       links: new LinkProgrammer(kernel),
       firewall: new FirewallManager(kernel, store, new DockerUserChain(kernel, log)),
       log,
+      events: new DaemonEvents(),
     };
     return new Daemon(config, ctx);
   }
@@ -69,6 +71,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     await this.reconciler.run();
+    this.ctx.events.emit("reconciled");
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
     this.server = await serve({
       socketPath: this.config.socket,

@@ -149,6 +149,7 @@ export class EndpointManager {
       { endpointId: id, networkId: net.id, name, ifName, ipv4: ep.ipv4, ipv6: ep.ipv6 },
       "endpoint connected",
     );
+    this.ctx.events.emit("endpoint-connected", active);
     return active;
   }
 
@@ -174,6 +175,7 @@ export class EndpointManager {
       }
       store.deleteEndpoint(ep.id);
     });
+    if (ep.state === "active") this.ctx.events.emit("endpoint-disconnected", ep);
   }
 
   private async findEndpoint(

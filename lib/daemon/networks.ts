@@ -83,6 +83,7 @@ export class NetworkManager {
       throw err;
     }
     this.ctx.log.info({ networkId: id, name: input.name, bridge: bridge.bridgeName }, "network created");
+    this.ctx.events.emit("network-created", record);
     return viewOf(store, record);
   }
 
@@ -138,6 +139,7 @@ export class NetworkManager {
     }
     await this.unprogram(net);
     this.ctx.log.info({ networkId: net.id, name: net.name }, "network removed");
+    this.ctx.events.emit("network-removed", net);
   }
 
   async prune(): Promise<string[]> {
