@@ -25,33 +25,33 @@ export const GROUPS: Readonly<Record<string, GroupEntry>> = {
     verbs: {
       connect: {
         summary: "Connect a container to a network",
-        load: async () => (await import("./commands/network-connect.js")).default as Command,
+        load: async () => (await import("./commands/network-connect.js")).default,
       },
       create: {
         summary: "Create a network",
-        load: async () => (await import("./commands/network-create.js")).default as Command,
+        load: async () => (await import("./commands/network-create.js")).default,
       },
       disconnect: {
         summary: "Disconnect a container from a network",
-        load: async () => (await import("./commands/network-disconnect.js")).default as Command,
+        load: async () => (await import("./commands/network-disconnect.js")).default,
       },
       inspect: {
         summary: "Display detailed information on one or more networks",
-        load: async () => (await import("./commands/network-inspect.js")).default as Command,
+        load: async () => (await import("./commands/network-inspect.js")).default,
       },
       ls: {
         summary: "List networks",
         aliases: ["list"],
-        load: async () => (await import("./commands/network-ls.js")).default as Command,
+        load: async () => (await import("./commands/network-ls.js")).default,
       },
       prune: {
         summary: "Remove all unused networks",
-        load: async () => (await import("./commands/network-prune.js")).default as Command,
+        load: async () => (await import("./commands/network-prune.js")).default,
       },
       rm: {
         summary: "Remove one or more networks",
         aliases: ["remove"],
-        load: async () => (await import("./commands/network-rm.js")).default as Command,
+        load: async () => (await import("./commands/network-rm.js")).default,
       },
     },
   },

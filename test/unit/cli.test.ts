@@ -6,91 +6,13 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import test from "ava";
-import { main } from "../../lib/cli/main.js";
+import { fakeDaemon, type Route, run, tempSocketPath } from "../helpers/cli-harness.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-
-interface Recorded {
-  method: string;
-  url: string;
-  body: unknown;
-}
-
-interface Reply {
-  status: number;
-  body?: unknown;
-}
-
-type Route = (req: Recorded) => Reply | undefined;
-
-interface FakeDaemon {
-  socket: string;
-  requests: Recorded[];
-  close(): Promise<void>;
-}
-
-function tempSocketPath(): string {
-  return path.join(os.tmpdir(), `trellis-cli-${process.pid}-${randomBytes(4).toString("hex")}.sock`);
-}
-
-/** Answers from `route`; anything it does not handle is a 404 in the daemon's error shape. */
-async function fakeDaemon(route: Route): Promise<FakeDaemon> {
-  const socket = tempSocketPath();
-  const requests: Recorded[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      const recorded = {
-        method: req.method ?? "",
-        url: req.url ?? "",
-        body: text ? JSON.parse(text) : undefined,
-      };
-      requests.push(recorded);
-      const reply = route(recorded) ?? {
-        status: 404,
-        body: { message: `no route for ${req.method} ${req.url}` },
-      };
-      res.writeHead(reply.status, { "Content-Type": "application/json" });
-      res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return {
-    socket,
-    requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  argv: string[],
-  options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  const io = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: options.env ?? {},
-    ...(options.stdin === undefined ? {} : { stdin: Readable.from([options.stdin]) }),
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 const ID1 = "a".repeat(64);
 const ID2 = "b".repeat(64);

@@ -1,5 +1,6 @@
 import { defineCommand, type Io } from "../command.js";
 import { BadResponseError } from "../errors.js";
+import type { NetworkPruneResponse } from "../wire.js";
 
 const spec = {
   force: { kind: "bool", short: "f", help: "Do not prompt for confirmation" },
@@ -45,7 +46,8 @@ export default defineCommand({
   async run(ctx, values) {
     if (!values.force && !(await confirm(ctx.io))) return 0;
     const { body } = await (await ctx.client()).post("/networks/prune");
-    const deleted = (body as { NetworksDeleted?: unknown } | undefined)?.NetworksDeleted ?? [];
+    // Go daemons send null for an empty list.
+    const deleted: unknown = (body as Partial<NetworkPruneResponse> | undefined)?.NetworksDeleted ?? [];
     if (!Array.isArray(deleted) || !deleted.every((n) => typeof n === "string")) {
       throw new BadResponseError("prune reply has no NetworksDeleted list");
     }
