@@ -27,6 +27,20 @@ export interface LinkInfo {
   alias?: string;
   /** veth: ifindex of the peer (in the peer's namespace) */
   peerIndex?: number;
+  /** vxlan: the tunnel's configuration as the kernel reports it */
+  vxlan?: VxlanInfo;
+}
+
+export interface VxlanInfo {
+  vni: number;
+  /** UDP destination port (host order; the wire attribute is big-endian) */
+  port: number;
+  /** local VTEP address, if set */
+  local?: string;
+  /** the device learns remote MAC -> VTEP mappings from received traffic */
+  learning: boolean;
+  /** ARP/ND requests are answered from the neighbour table of the vxlan device */
+  proxy: boolean;
 }
 
 export interface AddressInfo {
@@ -76,6 +90,100 @@ export interface VethSpec {
   peer: { name: string; netns: NetnsRef; mac?: string; alias?: string };
 }
 
+/**
+ * A vxlan device for an overlay network: unicast only (no multicast group), remote endpoints come
+ * from FDB and neighbour entries that trellis programs (learning off, proxy on).
+ */
+export interface VxlanSpec {
+  name: string;
+  /** VNI, 0 .. 2^24-1 */
+  vni: number;
+  /** UDP destination port: 4789 (IANA). Required: the kernel's default is the legacy 8472. */
+  dstPort: number;
+  /** local VTEP address (IPv4 or IPv6): the source of encapsulated packets */
+  local?: string;
+  /** ifindex of the underlay device the tunnel is bound to */
+  dev?: number;
+  /** overlay MTU: underlay MTU - 50 (IPv4 underlay) */
+  mtu: number;
+  /** false for trellis: remote MACs come only from the endpoint table */
+  learning: boolean;
+  /** true for trellis: ARP/ND answered locally from the neighbour table, never flooded */
+  proxy: boolean;
+  mac?: string;
+  alias?: string;
+  /** ifindex of the bridge to enslave the device to, in the same message */
+  master?: number;
+  /** bring the device up in the same message */
+  up?: boolean;
+}
+
+/** A bridge forwarding entry (`bridge fdb`), from the vxlan's own table or from its bridge's. */
+export interface FdbEntry {
+  /** ifindex of the port / device the entry belongs to */
+  index: number;
+  mac: string;
+  /** NDA_DST: the remote VTEP (vxlan entries) */
+  dst?: string;
+  /** NDA_VNI: only reported when it differs from the device's VNI */
+  vni?: number;
+  /** NTF_MASTER: an entry of the bridge the device is enslaved to */
+  master: boolean;
+  /** NTF_SELF: an entry of the device's own table (the vxlan's MAC -> VTEP map) */
+  self: boolean;
+  /** NUD_PERMANENT (on a bridge entry this means "local": delivered to the bridge itself) */
+  permanent: boolean;
+  /** NUD_* bits as reported (NUD_NOARP = 0x40 is a bridge's "static") */
+  state: number;
+}
+
+export interface FdbSpec {
+  /** ifindex of the vxlan device (for master entries too: the port the MAC lives behind) */
+  index: number;
+  mac: string;
+  /** remote VTEP; used by the vxlan's own (self) entry, ignored by the bridge's */
+  dst: string;
+  /** program the vxlan's own table (default true) */
+  self?: boolean;
+  /** also program the bridge's table, so it forwards the MAC to the vxlan port instead of
+   * flooding it as unknown unicast (default false) */
+  master?: boolean;
+}
+
+export interface FdbKey {
+  index: number;
+  mac: string;
+  /** vxlan entries: delete only this remote (default: the entry whatever its remote) */
+  dst?: string;
+  /** delete from the vxlan's own table (default true) */
+  self?: boolean;
+  /** delete from the bridge's table (default false) */
+  master?: boolean;
+}
+
+/** An IP -> MAC neighbour entry (`ip neigh`). */
+export interface NeighbourEntry {
+  index: number;
+  family: 4 | 6;
+  address: string;
+  /** absent for entries still being resolved (NUD_INCOMPLETE, NUD_FAILED) */
+  mac?: string;
+  /** NUD_* bits */
+  state: number;
+  permanent: boolean;
+}
+
+export interface NeighbourSpec {
+  index: number;
+  address: string;
+  mac: string;
+}
+
+export interface NeighbourKey {
+  index: number;
+  address: string;
+}
+
 export interface RouteSpec {
   family: 4 | 6;
   /** CIDR; undefined for a default route */
@@ -110,6 +218,20 @@ export interface Netlink {
   addRoute(route: RouteSpec): Promise<void>;
   /** Deletes a route from the main table; a missing route is not an error (returns false). */
   deleteRoute(route: RouteSpec): Promise<boolean>;
+  /** Creates a unicast vxlan device (no group); EEXIST is an error, as for createBridge. */
+  createVxlan(spec: VxlanSpec): Promise<void>;
+  /** FDB entries (AF_BRIDGE dump) of one device, or of every device. */
+  listFdb(index?: number): Promise<FdbEntry[]>;
+  /** Adds or replaces an FDB entry (idempotent; a changed dst replaces the old one). */
+  addFdb(entry: FdbSpec): Promise<void>;
+  /** Deletes an FDB entry from the tables asked for; false when none of them had it. */
+  deleteFdb(key: FdbKey): Promise<boolean>;
+  /** IPv4/IPv6 neighbour entries of one device, or of every device. */
+  listNeighbours(index?: number, family?: 4 | 6): Promise<NeighbourEntry[]>;
+  /** Adds or replaces a permanent neighbour entry (idempotent). */
+  addNeighbour(entry: NeighbourSpec): Promise<void>;
+  /** Deletes a neighbour entry; a missing one is not an error (returns false). */
+  deleteNeighbour(key: NeighbourKey): Promise<boolean>;
   close(): void;
 }
 

@@ -81,6 +81,20 @@ export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 // <linux/veth.h>
 export const VETH_INFO_PEER = 1;
 
+// <linux/if_link.h>: IFLA_INFO_DATA of a vxlan link, enum IFLA_VXLAN_*
+export const IFLA_VXLAN_ID = 1;
+export const IFLA_VXLAN_LINK = 3;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_LEARNING = 7;
+export const IFLA_VXLAN_PROXY = 11;
+export const IFLA_VXLAN_L2MISS = 13;
+export const IFLA_VXLAN_L3MISS = 14;
+/** UDP destination port, a 16-bit value in network byte order (the only big-endian IFLA_VXLAN_*). */
+export const IFLA_VXLAN_PORT = 15;
+export const IFLA_VXLAN_LOCAL6 = 17;
+/** VNIs are 24 bits (VXLAN_N_VID). */
+export const VXLAN_N_VID = 1 << 24;
+
 // <linux/if_addr.h>
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
@@ -107,6 +121,10 @@ export const NDA_LLADDR = 2;
 export const NDA_VNI = 7;
 export const NDA_IFINDEX = 8;
 export const NDA_MASTER = 9;
+/** NUD_NOARP on a bridge FDB entry: "static" (never ages, forwarded to the port). */
+export const NUD_NOARP = 0x40;
+/** NUD_PERMANENT: a neighbour that never ages; on a *bridge* FDB entry it means "local" (the
+ * frame is delivered to the bridge itself, not forwarded), so bridge entries use NUD_NOARP. */
 export const NUD_PERMANENT = 0x80;
 export const NTF_SELF = 0x02;
 export const NTF_MASTER = 0x04;

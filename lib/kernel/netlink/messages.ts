@@ -4,7 +4,15 @@
  * and the sequence number, so golden tests can pin these bytes exactly.
  */
 import { invalid } from "../../common/errors.js";
-import type { AddressInfo, BridgeSpec, LinkChange, LinkInfo, RouteInfo, RouteSpec } from "../types.js";
+import type {
+  AddressInfo,
+  BridgeSpec,
+  LinkChange,
+  LinkInfo,
+  RouteInfo,
+  RouteSpec,
+  VxlanSpec,
+} from "../types.js";
 import { formatIp, formatMac, isNetworkAddress, parseCidr, parseIp, parseMac } from "./addr.js";
 import {
   type Attr,
@@ -29,6 +37,7 @@ import {
   readU32,
 } from "./codec.js";
 import * as C from "./constants.js";
+import { parseVxlanData, vxlanInfoData } from "./vxlan.js";
 
 /** A request before framing: the socket adds NLM_F_REQUEST | NLM_F_ACK and the seq. */
 export interface RtRequest {
@@ -72,6 +81,21 @@ function baseLinkAttrs(spec: { name: string; mtu?: number; mac?: string }): Attr
 export function newBridge(spec: BridgeSpec): RtRequest {
   const attrs = [...baseLinkAttrs(spec), attrNest(C.IFLA_LINKINFO, [attrStr(C.IFLA_INFO_KIND, "bridge")])];
   return request(C.RTM_NEWLINK, CREATE, link(0), attrs);
+}
+
+/** A vxlan device, enslaved and brought up in the same message when the spec asks: the kernel
+ * unregisters it again if either fails, so there is never a half-configured tunnel. */
+export function newVxlan(spec: VxlanSpec): RtRequest {
+  const attrs = [
+    ...baseLinkAttrs(spec),
+    attrNest(C.IFLA_LINKINFO, [
+      attrStr(C.IFLA_INFO_KIND, "vxlan"),
+      attrNest(C.IFLA_INFO_DATA, vxlanInfoData(spec)),
+    ]),
+  ];
+  if (spec.master !== undefined) attrs.push(attrU32(C.IFLA_MASTER, spec.master));
+  const up = spec.up ? { flags: C.IFF_UP, change: C.IFF_UP } : {};
+  return request(C.RTM_NEWLINK, CREATE, link(0, up), attrs);
 }
 
 export interface NewVeth {
@@ -151,8 +175,12 @@ export function parseLink(msg: NlMessage): LinkInfo {
     up: (hdr.flags & C.IFF_UP) !== 0,
   };
   const linkInfo = attrs.get(C.IFLA_LINKINFO);
-  const kind = linkInfo && attrMap(linkInfo).get(C.IFLA_INFO_KIND);
+  const infoAttrs = linkInfo && attrMap(linkInfo);
+  const kind = infoAttrs?.get(C.IFLA_INFO_KIND);
   if (kind) info.kind = readStr(kind);
+  const data = infoAttrs?.get(C.IFLA_INFO_DATA);
+  const vxlan = info.kind === "vxlan" && data ? parseVxlanData(data) : undefined;
+  if (vxlan) info.vxlan = vxlan;
   const master = readOptU32(attrs.get(C.IFLA_MASTER));
   if (master) info.master = master;
   const mac = attrs.get(C.IFLA_ADDRESS);

@@ -4,21 +4,39 @@
  * with no process spawned, which is what keeps the container attach path within its budget.
  */
 import { closeSync, fstatSync, openSync } from "node:fs";
-import { KernelError, notFound } from "../../common/errors.js";
+import { invalid, KernelError, notFound } from "../../common/errors.js";
 import { errnoOf, errnoText } from "../errno.js";
 import type {
   AddressInfo,
   BridgeSpec,
+  FdbEntry,
+  FdbKey,
+  FdbSpec,
   LinkChange,
   LinkInfo,
+  NeighbourEntry,
+  NeighbourKey,
+  NeighbourSpec,
   Netlink,
   NetnsRef,
   RouteInfo,
   RouteSpec,
   VethSpec,
+  VxlanSpec,
 } from "../types.js";
-import { EADDRNOTAVAIL, EEXIST, ENODEV, ESRCH, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE } from "./constants.js";
+import {
+  EADDRNOTAVAIL,
+  EEXIST,
+  ENODEV,
+  ENOENT,
+  ESRCH,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWROUTE,
+} from "./constants.js";
 import * as M from "./messages.js";
+import * as N from "./neigh.js";
 import type { NetlinkSocket } from "./socket.js";
 
 /** Resolves to the Netlink of another namespace (the kernel's per-namespace cache). */
@@ -116,6 +134,52 @@ export class RtNetlink implements Netlink {
     return tolerate(this.sock.request(`delete route ${describeRoute(route)}`, M.delRoute(route)), ESRCH);
   }
 
+  async createVxlan(spec: VxlanSpec): Promise<void> {
+    await this.sock.request(`create vxlan ${spec.name} (vni ${spec.vni})`, M.newVxlan(spec));
+    if (spec.alias !== undefined) await this.setAliasByName(spec.name, spec.alias);
+  }
+
+  async listFdb(index?: number): Promise<FdbEntry[]> {
+    const msgs = await tolerateDump(this.sock.dump("list fdb", N.fdbDump(index)), ENODEV);
+    const entries = msgs.flatMap((m) => (m.type === RTM_NEWNEIGH ? (N.parseFdb(m) ?? []) : []));
+    return index === undefined ? entries : entries.filter((e) => e.index === index);
+  }
+
+  /** One request per table: each has its own NUD state, and one combined request would stop at
+   * the first table that fails, leaving the other unknown. */
+  async addFdb(entry: FdbSpec): Promise<void> {
+    for (const table of fdbTables(entry)) {
+      const dst = table === "self" ? ` dst ${entry.dst}` : "";
+      const what = `add fdb ${entry.mac}${dst} ${table} on link #${entry.index}`;
+      await this.sock.request(what, N.fdbAdd(entry, table));
+    }
+  }
+
+  async deleteFdb(key: FdbKey): Promise<boolean> {
+    let removed = false;
+    for (const table of fdbTables(key)) {
+      const what = `delete fdb ${key.mac}${key.dst ? ` dst ${key.dst}` : ""} ${table} on link #${key.index}`;
+      if (await tolerate(this.sock.request(what, N.fdbDel(key, table)), ENOENT, ENODEV)) removed = true;
+    }
+    return removed;
+  }
+
+  async listNeighbours(index?: number, family?: 4 | 6): Promise<NeighbourEntry[]> {
+    const msgs = await this.sock.dump("list neighbours", N.neighDump(index, family));
+    const entries = msgs.flatMap((m) => (m.type === RTM_NEWNEIGH ? (N.parseNeighbour(m) ?? []) : []));
+    return index === undefined ? entries : entries.filter((e) => e.index === index);
+  }
+
+  async addNeighbour(entry: NeighbourSpec): Promise<void> {
+    const what = `add neighbour ${entry.address} lladdr ${entry.mac} on link #${entry.index}`;
+    await this.sock.request(what, N.neighAdd(entry));
+  }
+
+  deleteNeighbour(key: NeighbourKey): Promise<boolean> {
+    const what = `delete neighbour ${key.address} on link #${key.index}`;
+    return tolerate(this.sock.request(what, N.neighDel(key)), ENOENT, ENODEV);
+  }
+
   close(): void {
     this.sock.close();
   }
@@ -141,6 +205,25 @@ async function tolerate(op: Promise<unknown>, ...errnos: number[]): Promise<bool
     if (err instanceof KernelError && err.errno !== undefined && errnos.includes(err.errno)) return false;
     throw err;
   }
+}
+
+/** A dump that fails with one of `errnos` (a device that is gone) is an empty answer. */
+async function tolerateDump<T>(op: Promise<T[]>, ...errnos: number[]): Promise<T[]> {
+  try {
+    return await op;
+  } catch (err) {
+    if (err instanceof KernelError && err.errno !== undefined && errnos.includes(err.errno)) return [];
+    throw err;
+  }
+}
+
+/** The tables an FDB request addresses; the vxlan's own when none is named. */
+function fdbTables(t: { self?: boolean; master?: boolean }): N.FdbTable[] {
+  const tables: N.FdbTable[] = [];
+  if (t.self ?? true) tables.push("self");
+  if (t.master) tables.push("master");
+  if (tables.length === 0) throw invalid("an FDB request needs self or master (or both)");
+  return tables;
 }
 
 /**
