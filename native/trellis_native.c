@@ -9,12 +9,17 @@
  *     NLMSG_DONE / NLMSG_ERROR for its sequence number, on the libuv thread pool so
  *     slow kernel operations (veth deletion waits for an RCU grace period) never
  *     block the event loop. The caller serialises requests per socket.
+ * - listenInNetns(path, "udp"|"tcp", ip, port) -> fd
+ *     A UDP or listening TCP socket bound to ip:port inside the netns at path (the embedded
+ *     DNS listeners at 127.0.0.11:53). Node adopts the fd (dgram bind({fd}), net listen({fd})).
  * - closeFd(fd)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <node_api.h>
 #include <sched.h>
 #include <stdint.h>
@@ -109,6 +114,104 @@ static napi_value socket_in_netns(napi_env env, napi_callback_info info) {
       return throw_errno(env, "bind netlink", e);
     }
   }
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+/* Enters the netns at path on this thread; *home gets a handle on the namespace to come back to. */
+static int enter_netns(const char *path, int *home) {
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) return -1;
+  *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*home < 0) {
+    int e = errno;
+    close(target);
+    errno = e;
+    return -1;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(target);
+    close(*home);
+    *home = -1;
+    errno = e;
+    return -1;
+  }
+  close(target);
+  return 0;
+}
+
+static void leave_netns(int home) {
+  /* Staying in the wrong namespace would silently corrupt every later operation. */
+  if (setns(home, CLONE_NEWNET) < 0) abort();
+  close(home);
+}
+
+/* socket + bind (+ listen) in the current namespace; returns the fd or -1 with *what set. */
+static int bound_socket(int tcp, const char *ip, int port, const char **what) {
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  socklen_t len;
+  int family;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    family = v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    family = v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    len = sizeof *v6;
+  } else {
+    *what = "listenInNetns: bad address";
+    errno = EINVAL;
+    return -1;
+  }
+  int fd = socket(family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    *what = "socket";
+    return -1;
+  }
+  int one = 1;
+  /* A restarted daemon must rebind at once even with connections of the old one in TIME_WAIT. */
+  if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&addr, len) < 0) {
+    *what = "bind";
+  } else if (tcp && listen(fd, 128) < 0) {
+    *what = "listen";
+  } else {
+    return fd;
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+static napi_value listen_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[4096] = {0}, proto[8] = {0}, ip[64] = {0};
+  int32_t port = -1;
+  size_t len = 0;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], proto, sizeof proto, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], ip, sizeof ip, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &port) != napi_ok || port < 0 || port > 65535 ||
+      (strcmp(proto, "udp") != 0 && strcmp(proto, "tcp") != 0) || path[0] == 0) {
+    napi_throw_type_error(env, NULL, "listenInNetns(path, \"udp\"|\"tcp\", ip, port)");
+    return NULL;
+  }
+  int home = -1;
+  if (enter_netns(path, &home) < 0) return throw_errno(env, path, errno);
+  const char *what = NULL;
+  int fd = bound_socket(strcmp(proto, "tcp") == 0, ip, port, &what);
+  int err = errno;
+  leave_netns(home);
+  if (fd < 0) return throw_errno(env, what, err);
   napi_value result;
   napi_create_int32(env, fd, &result);
   return result;
@@ -257,6 +360,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketInNetns", NULL, socket_in_netns, NULL, NULL, NULL, napi_default, NULL},
       {"netlinkTransact", NULL, netlink_transact, NULL, NULL, NULL, napi_default, NULL},
+      {"listenInNetns", NULL, listen_in_netns, NULL, NULL, NULL, napi_default, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

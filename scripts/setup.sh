@@ -14,7 +14,7 @@ cd "$repo"
 # Debian packages the daemon, the tests and the lab use.
 packages=(
   iproute2 nftables iptables conntrack tcpdump iperf3 dnsmasq-base dnsperf docker.io
-  busybox-static iputils-ping netcat-openbsd procps jq
+  busybox-static iputils-ping netcat-openbsd procps jq dnsutils
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -1,5 +1,6 @@
 /** Records → the JSON shapes of the Docker Engine API, so docker's CLI, SDKs and users' jq keep working. */
 import type { NetworkView } from "../daemon/inputs.js";
+import { dnsNamesOf } from "../dns/records.js";
 import type { EndpointRecord } from "../store/records.js";
 
 export interface DockerEndpoint {
@@ -10,6 +11,8 @@ export interface DockerEndpoint {
   IPv6Address: string;
   /** trellis additions, ignored by Docker clients */
   Aliases: string[];
+  /** names this endpoint answers to in the embedded DNS: its name, then its aliases */
+  DNSNames: string[];
   Interface: string;
   Netns: string;
   Ports: string[];
@@ -31,6 +34,7 @@ export function networkJson(view: NetworkView): Record<string, unknown> {
       IPv4Address: ep.ipv4 ?? "",
       IPv6Address: ep.ipv6 ?? "",
       Aliases: ep.aliases,
+      DNSNames: dnsNamesOf(ep),
       Interface: ep.ifName,
       Netns: ep.netns.path,
       Ports: portsOf(ep),

@@ -20,6 +20,15 @@ export interface GroupEntry {
 }
 
 export const GROUPS: Readonly<Record<string, GroupEntry>> = {
+  dns: {
+    summary: "Query the embedded DNS",
+    verbs: {
+      lookup: {
+        summary: "Show what a container's DNS query for a name would get",
+        load: async () => (await import("./commands/dns-lookup.js")).default as Command,
+      },
+    },
+  },
   network: {
     summary: "Manage networks",
     verbs: {

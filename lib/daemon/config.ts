@@ -1,5 +1,8 @@
 /** trellisd's flags, each with its default. Parsed once at the edge into a typed config. */
 import { invalid } from "../common/errors.js";
+import { DEFAULT_CACHE_SIZE } from "../dns/forwarder.js";
+import { normalizeName } from "../dns/names.js";
+import { parseUpstreamList, type Upstream } from "../dns/upstreams.js";
 
 export interface DaemonConfig {
   /** where the store lives; default /var/lib/trellis */
@@ -10,6 +13,12 @@ export interface DaemonConfig {
   logLevel: string;
   /** how often to look for endpoints whose namespace vanished, in ms; 0 disables */
   sweepIntervalMs: number;
+  /** embedded DNS: where other names are forwarded; undefined = the daemon's /etc/resolv.conf */
+  dnsUpstreams?: Upstream[];
+  /** embedded DNS: search domains stripped from names; undefined = the daemon's /etc/resolv.conf */
+  dnsSearch?: string[];
+  /** embedded DNS: forwarded answers cached at most; 0 disables the cache; undefined = 10 000 */
+  dnsCacheSize?: number;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -29,6 +38,9 @@ Runs the trellis network daemon in the foreground.
   --socket PATH       API socket, Docker Engine API compatible (default ${DEFAULTS.socket})
   --log-level LEVEL   ${LEVELS.join("|")} (default ${DEFAULTS.logLevel})
   --sweep-interval MS how often to drop endpoints whose namespace is gone (default ${DEFAULTS.sweepIntervalMs}, 0 = never)
+  --dns-upstream IP[:PORT],...  embedded DNS forwards other names there (default: nameservers of /etc/resolv.conf)
+  --dns-search DOMAIN,...       domains a trellis name may be asked with (default: search of /etc/resolv.conf)
+  --dns-cache-size N            forwarded answers cached at most (default ${DEFAULT_CACHE_SIZE}, 0 = no cache)
   -h, --help          this help
   --version           print the version`;
 
@@ -67,6 +79,23 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
         if (!Number.isInteger(ms) || ms < 0)
           throw invalid(`invalid --sweep-interval "${raw}": milliseconds >= 0`);
         config.sweepIntervalMs = ms;
+        break;
+      }
+      case "--dns-upstream":
+        config.dnsUpstreams = parseUpstreamList(take());
+        break;
+      case "--dns-search":
+        config.dnsSearch = take()
+          .split(",")
+          .map(normalizeName)
+          .filter((d) => d !== "");
+        break;
+      case "--dns-cache-size": {
+        const raw = take();
+        const n = Number(raw);
+        if (!Number.isInteger(n) || n < 0)
+          throw invalid(`invalid --dns-cache-size "${raw}": an integer >= 0`);
+        config.dnsCacheSize = n;
         break;
       }
       default:

@@ -2,8 +2,10 @@
 import type { Server } from "node:http";
 import { release } from "node:os";
 import type { Logger } from "pino";
+import { dnsRoutes } from "../api/dns-routes.js";
 import { dockerRoutes } from "../api/docker-routes.js";
 import { serve } from "../api/http.js";
+import { DnsService } from "../dns/service.js";
 import { Ipam } from "../ipam/ipam.js";
 import { createKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/types.js";
@@ -24,6 +26,8 @@ export class Daemon {
   readonly networks: NetworkManager;
   readonly endpoints: EndpointManager;
   readonly reconciler: Reconciler;
+  /** embedded DNS; listens in containers once "reconciled" fires (see lib/dns/service.ts) */
+  readonly dns: DnsService;
   private server: Server | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -34,6 +38,11 @@ export class Daemon {
     this.networks = new NetworkManager(ctx);
     this.endpoints = new EndpointManager(ctx, this.networks);
     this.reconciler = new Reconciler(ctx, this.networks, this.endpoints);
+    this.dns = new DnsService(ctx, {
+      upstreams: config.dnsUpstreams,
+      search: config.dnsSearch,
+      cacheSize: config.dnsCacheSize,
+    });
   }
 
   static create(config: DaemonConfig, log: Logger, kernel: Kernel = createKernel()): Daemon {
@@ -73,6 +82,7 @@ export class Daemon {
     await this.reconciler.run();
     this.ctx.events.emit("reconciled");
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
+    dnsRoutes(router, this.dns);
     this.server = await serve({
       socketPath: this.config.socket,
       router,
@@ -113,6 +123,7 @@ export class Daemon {
       });
     }
     await this.endpoints.settle();
+    this.dns.stop();
     this.ctx.kernel.close();
     this.ctx.store.close();
   }

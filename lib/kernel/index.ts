@@ -60,6 +60,19 @@ class LinuxKernel implements Kernel {
     return nftListTable(family, name, opts);
   }
 
+  listenInNetns(ns: NetnsRef, proto: "udp" | "tcp", address: string, port: number): number {
+    this.assertOpen();
+    this.assertSameNetns(ns);
+    try {
+      return this.native.listenInNetns(ns.path, proto, address, port);
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno;
+      throw new KernelError(`${proto} ${address}:${port} in ${ns.path}: ${(err as Error).message}`, errno, {
+        cause: err,
+      });
+    }
+  }
+
   setSysctl(key: string, value: string): Promise<void> {
     return setSysctl(key, value);
   }
@@ -82,8 +95,15 @@ class LinuxKernel implements Kernel {
     const key = nsKey(ns);
     const cached = this.namespaces.get(key);
     if (cached) return cached;
-    // The path may by now name a different namespace (a reused `ip netns` name or PID): a socket
-    // opened there would silently act on the wrong container.
+    this.assertSameNetns(ns);
+    const nl = this.open(ns.path);
+    this.namespaces.set(key, nl);
+    return nl;
+  }
+
+  /** The path may by now name a different namespace (a reused `ip netns` name or PID): a socket
+   * opened there would silently act on the wrong container. */
+  private assertSameNetns(ns: NetnsRef): void {
     let st: { dev: number; ino: number };
     try {
       st = statSync(ns.path);
@@ -91,9 +111,6 @@ class LinuxKernel implements Kernel {
       throw notFound(`network namespace ${ns.path} is gone`);
     }
     if (st.dev !== ns.dev || st.ino !== ns.ino) throw notFound(`network namespace ${ns.path} was replaced`);
-    const nl = this.open(ns.path);
-    this.namespaces.set(key, nl);
-    return nl;
   }
 
   private open(path: string | null): RtNetlink {

@@ -13,6 +13,8 @@ export interface NativeAddon {
   socketInNetns(path: string | null, domain: number, type: number, protocol: number): number;
   /** One netlink request; resolves with every reply datagram up to the final DONE/ERROR. */
   netlinkTransact(fd: number, request: Buffer): Promise<Buffer>;
+  /** A UDP, or listening TCP, socket bound to ip:port inside the netns at `path`; returns its fd. */
+  listenInNetns(path: string, proto: "udp" | "tcp", ip: string, port: number): number;
   closeFd(fd: number): void;
 }
 

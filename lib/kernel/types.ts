@@ -258,6 +258,12 @@ export interface Kernel {
   nftListTable(family: string, name: string, opts?: NftOptions): Promise<unknown | undefined>;
   /** Runs iptables/ip6tables (-w) in the daemon's namespace; for Docker coexistence only. */
   iptables(family: 4 | 6, args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * A socket bound to address:port INSIDE the container namespace (a UDP socket, or a listening TCP
+   * one), returned as a non-blocking fd for Node to adopt; the caller owns and closes it. Refuses a
+   * path that no longer names the same namespace (dev/ino).
+   */
+  listenInNetns(ns: NetnsRef, proto: "udp" | "tcp", address: string, port: number): number;
   /** Writes a sysctl in the daemon's namespace, e.g. ("net/ipv4/ip_forward", "1"). */
   setSysctl(key: string, value: string): Promise<void>;
   close(): void;
