@@ -127,8 +127,11 @@ export interface FdbEntry {
   dst?: string;
   /** NDA_VNI: only reported when it differs from the device's VNI */
   vni?: number;
-  /** NTF_MASTER: an entry of the bridge the device is enslaved to */
+  /** an entry of the bridge the device is enslaved to (NTF_MASTER, or NDA_MASTER as the bridge
+   * itself reports its entries) */
   master: boolean;
+  /** NDA_MASTER: ifindex of that bridge */
+  bridge?: number;
   /** NTF_SELF: an entry of the device's own table (the vxlan's MAC -> VTEP map) */
   self: boolean;
   /** NUD_PERMANENT (on a bridge entry this means "local": delivered to the bridge itself) */

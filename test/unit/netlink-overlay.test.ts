@@ -225,11 +225,11 @@ const mac = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => formatMac(B
 const ip = fc.oneof(fc.ipV4(), fc.ipV6()).map((a) => formatIp(parseIp(a).bytes));
 const ifindex = fc.integer({ min: 1, max: 0x7fffffff });
 const nudState = fc.integer({ min: 0, max: 0xff });
-/** Attributes a real dump also carries and the parsers must skip: NDA_CACHEINFO, NDA_MASTER. */
+/** Attributes a real dump also carries and the parsers must skip: NDA_CACHEINFO, NDA_PROBES. */
 const noise = fc.array(
   fc.oneof(
     fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => attrBytes(3, Buffer.from(b))),
-    ifindex.map((i) => attrU32(C.NDA_MASTER, i)),
+    fc.nat().map((n) => attrU32(4, n)),
   ),
   { maxLength: 3 },
 );
@@ -264,12 +264,36 @@ const fdbEntry: fc.Arbitrary<FdbEntry> = fc
       dst: ip,
       vni: fc.integer({ min: 0, max: (1 << 24) - 1 }),
       master: fc.boolean(),
+      bridge: ifindex,
       self: fc.boolean(),
       state: nudState,
     },
     { requiredKeys: ["index", "mac", "master", "self", "state"] },
   )
-  .map((e) => ({ ...e, permanent: (e.state & C.NUD_PERMANENT) !== 0 }));
+  .map((e) => ({
+    ...e,
+    // An entry reported with its bridge (NDA_MASTER) is a bridge entry.
+    master: e.master || e.bridge !== undefined,
+    permanent: (e.state & C.NUD_PERMANENT) !== 0,
+  }));
+
+test("parseFdb: the bridge reports its entries with NDA_MASTER and ndm_flags 0", (t) => {
+  const payload = hex(`
+    07 00 0000 05000000 4000 00 00                 # ndmsg: AF_BRIDGE, port 5, NUD_NOARP, no flags
+    0a00 0200 02420a610003 0000                    # NDA_LLADDR
+    0800 0900 04000000                             # NDA_MASTER: bridge ifindex 4
+    1400 0300 00000000 00000000 00000000 00000000  # NDA_CACHEINFO (skipped)
+  `);
+  t.deepEqual(N.parseFdb(asReply(C.RTM_NEWNEIGH, payload)), {
+    index: 5,
+    mac: "02:42:0a:61:00:03",
+    master: true,
+    bridge: 4,
+    self: false,
+    permanent: false,
+    state: C.NUD_NOARP,
+  });
+});
 
 test("property: FdbEntry -> kernel dump message -> parseFdb is the identity, extra attributes skipped", (t) => {
   fc.assert(

@@ -135,4 +135,5 @@ export const ESRCH = 3;
 export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
+export const EOPNOTSUPP = 95;
 export const EADDRNOTAVAIL = 99;

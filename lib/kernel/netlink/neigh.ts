@@ -93,10 +93,12 @@ export function parseFdb(msg: NlMessage): FdbEntry | undefined {
   const attrs = attrMap(msg.payload.subarray(NDMSG_LEN));
   const mac = attrs.get(C.NDA_LLADDR);
   if (mac?.length !== 6) return undefined;
+  // The bridge marks its own entries with NDA_MASTER rather than NTF_MASTER.
+  const bridge = attrs.get(C.NDA_MASTER);
   const entry: FdbEntry = {
     index: hdr.index,
     mac: formatMac(mac),
-    master: (hdr.flags & C.NTF_MASTER) !== 0,
+    master: (hdr.flags & C.NTF_MASTER) !== 0 || bridge !== undefined,
     self: (hdr.flags & C.NTF_SELF) !== 0,
     permanent: (hdr.state & C.NUD_PERMANENT) !== 0,
     state: hdr.state,
@@ -105,15 +107,19 @@ export function parseFdb(msg: NlMessage): FdbEntry | undefined {
   if (dst && (dst.length === 4 || dst.length === 16)) entry.dst = formatIp(dst);
   const vni = attrs.get(C.NDA_VNI);
   if (vni && vni.length >= 4) entry.vni = readU32(vni);
+  if (bridge && bridge.length >= 4) entry.bridge = readU32(bridge);
   return entry;
 }
 
-/** An FDB entry the way the kernel reports it in a dump (for tests and fakes). */
+/** An FDB entry the way the kernel reports it in a dump (for tests and fakes): a bridge entry
+ * (with `bridge`) carries NDA_MASTER and no NTF_MASTER, like the bridge's own dump. */
 export function encodeFdbEntry(e: FdbEntry): Buffer {
-  const flags = (e.self ? C.NTF_SELF : 0) | (e.master ? C.NTF_MASTER : 0);
+  const asMaster = e.master && e.bridge === undefined ? C.NTF_MASTER : 0;
+  const flags = (e.self ? C.NTF_SELF : 0) | asMaster;
   const attrs = [attrBytes(C.NDA_LLADDR, parseMac(e.mac))];
   if (e.dst !== undefined) attrs.push(ipAttr(C.NDA_DST, e.dst));
   if (e.vni !== undefined) attrs.push(attrU32(C.NDA_VNI, e.vni));
+  if (e.bridge !== undefined) attrs.push(attrU32(C.NDA_MASTER, e.bridge));
   return ndRequest(0, 0, { family: C.AF_BRIDGE, index: e.index, state: e.state, flags }, attrs).payload;
 }
 

@@ -29,6 +29,7 @@ import {
   EEXIST,
   ENODEV,
   ENOENT,
+  EOPNOTSUPP,
   ESRCH,
   RTM_NEWADDR,
   RTM_NEWLINK,
@@ -159,7 +160,9 @@ export class RtNetlink implements Netlink {
     let removed = false;
     for (const table of fdbTables(key)) {
       const what = `delete fdb ${key.mac}${key.dst ? ` dst ${key.dst}` : ""} ${table} on link #${key.index}`;
-      if (await tolerate(this.sock.request(what, N.fdbDel(key, table)), ENOENT, ENODEV)) removed = true;
+      // A device that is no longer a bridge port has no master table (EOPNOTSUPP): nothing to delete.
+      const missing = table === "master" ? [ENOENT, ENODEV, EOPNOTSUPP] : [ENOENT, ENODEV];
+      if (await tolerate(this.sock.request(what, N.fdbDel(key, table)), ...missing)) removed = true;
     }
     return removed;
   }
