@@ -2,8 +2,8 @@
  * The network subset of the Docker Engine API (v1.41), so the docker CLI and Docker SDKs drive
  * trellisd unchanged: `docker -H unix:///run/trellis/trellis.sock network ls`.
  */
-import { invalid } from "../common/errors.js";
-import type { NetworkOperations, NetworkView } from "../daemon/inputs.js";
+import type { NetworkOperations } from "../daemon/inputs.js";
+import { hasFilters, listFilter, pruneFilter } from "./filters.js";
 import { Router } from "./http.js";
 import { networkJson } from "./shapes.js";
 import { parseConnect, parseCreateNetwork, parseDisconnect, parseFilters } from "./validate.js";
@@ -14,37 +14,6 @@ export const MIN_API_VERSION = "1.12";
 export interface VersionInfo {
   version: string;
   kernelVersion: string;
-}
-
-function matchesFilters(view: NetworkView, filters: Record<string, string[]>): boolean {
-  const net = view.network;
-  for (const [key, values] of Object.entries(filters)) {
-    if (values.length === 0) continue;
-    const ok = values.some((v) => {
-      switch (key) {
-        case "name":
-          return net.name.includes(v);
-        case "id":
-          return net.id.startsWith(v);
-        case "driver":
-          return net.driver === v;
-        case "scope":
-          return v === "local";
-        case "type":
-          return v === "custom";
-        case "dangling":
-          return (view.endpoints.length === 0) === (v === "true" || v === "1");
-        case "label": {
-          const [k, val] = v.split("=", 2);
-          return k !== undefined && k in net.labels && (val === undefined || net.labels[k] === val);
-        }
-        default:
-          throw invalid(`invalid filter '${key}'`);
-      }
-    });
-    if (!ok) return false;
-  }
-  return true;
 }
 
 export function dockerRoutes(ops: NetworkOperations, info: VersionInfo): Router {
@@ -75,7 +44,7 @@ export function dockerRoutes(ops: NetworkOperations, info: VersionInfo): Router 
     }))
     .add("GET", /^\/networks\/?$/, (req) => {
       const filters = parseFilters(req.query.get("filters"));
-      const views = ops.listNetworks().filter((v) => matchesFilters(v, filters));
+      const views = ops.listNetworks().filter(listFilter(filters));
       return { status: 200, body: views.map(networkJson) };
     })
     .add("POST", /^\/networks\/create$/, async (req) => {
@@ -83,8 +52,16 @@ export function dockerRoutes(ops: NetworkOperations, info: VersionInfo): Router 
       return { status: 201, body: { Id: view.network.id, Warning: "" } };
     })
     .add("POST", /^\/networks\/prune$/, async (req) => {
-      parseFilters(req.query.get("filters"));
-      return { status: 200, body: { NetworksDeleted: await ops.pruneNetworks() } };
+      const filters = parseFilters(req.query.get("filters"));
+      if (!hasFilters(filters)) return { status: 200, body: { NetworksDeleted: await ops.pruneNetworks() } };
+      const selected = pruneFilter(filters);
+      const deleted: string[] = [];
+      for (const view of ops.listNetworks()) {
+        if (view.endpoints.length > 0 || !selected(view)) continue;
+        await ops.removeNetwork(view.network.id);
+        deleted.push(view.network.name);
+      }
+      return { status: 200, body: { NetworksDeleted: deleted } };
     })
     .add("GET", /^\/networks\/([^/]+)$/, (_req, [ref]) => ({
       status: 200,

@@ -46,7 +46,13 @@ export class Router {
       if (!m) continue;
       pathMatched = true;
       if (route.method !== req.method && !(route.method === "GET" && req.method === "HEAD")) continue;
-      return route.handler(req, m.slice(1).map(decodeURIComponent));
+      let params: string[];
+      try {
+        params = m.slice(1).map(decodeURIComponent);
+      } catch {
+        throw invalid(`malformed path ${req.path}`);
+      }
+      return route.handler(req, params);
     }
     if (pathMatched)
       return { status: 405, body: { message: `method ${req.method} not allowed on ${req.path}` } };

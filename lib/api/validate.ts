@@ -4,6 +4,7 @@
  */
 import { invalid } from "../common/errors.js";
 import type { ConnectInput, CreateNetworkInput, DisconnectInput, IpamConfigInput } from "../daemon/inputs.js";
+import { tryParseAddress } from "../ipam/cidr.js";
 import type { PortMapping } from "../store/records.js";
 
 type Json = Record<string, unknown>;
@@ -99,7 +100,7 @@ function parsePublish(value: unknown): PortMapping[] {
     const proto = optString(po, "Proto", `Trellis.Publish[${i}].Proto`) ?? "tcp";
     if (proto !== "tcp" && proto !== "udp") throw invalid(`Trellis.Publish[${i}].Proto must be tcp or udp`);
     const hostIp = optString(po, "HostIp", `Trellis.Publish[${i}].HostIp`);
-    if (hostIp !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(hostIp)) {
+    if (hostIp !== undefined && tryParseAddress(hostIp)?.family !== 4) {
       throw invalid(`Trellis.Publish[${i}].HostIp "${hostIp}" is not an IPv4 address`);
     }
     return {
@@ -149,8 +150,9 @@ export function parseFilters(raw: string | null): Record<string, string[]> {
   }
   const out: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(object(parsed, "filters"))) {
-    if (Array.isArray(value)) out[key] = value.map(String);
-    else if (value && typeof value === "object") out[key] = Object.keys(value as Json);
+    if (Array.isArray(value) && value.every((v) => typeof v === "string")) out[key] = value;
+    else if (value && typeof value === "object" && !Array.isArray(value))
+      out[key] = Object.keys(value as Json);
     else throw invalid(`invalid filter ${key}`);
   }
   return out;

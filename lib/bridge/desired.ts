@@ -3,6 +3,7 @@
  * exist. The link reconciler makes the kernel match; nothing here performs I/O.
  */
 import { createHash } from "node:crypto";
+import { contains } from "../ipam/cidr.js";
 import type { RouteSpec } from "../kernel/types.js";
 import type { EndpointRecord, NetworkRecord, PoolRecord } from "../store/records.js";
 
@@ -101,11 +102,17 @@ export function desiredEndpoint(
   if (ep.ipv6) addresses.push(splitCidr(ep.ipv6));
   const routes: RouteSpec[] = [];
   if (ep.gatewayEndpoint && !net.internal) {
-    for (const pool of pools) {
-      if (pool.gateway === undefined) continue;
-      if ((pool.family === 4 && ep.ipv4) || (pool.family === 6 && ep.ipv6)) {
-        routes.push({ family: pool.family, gateway: pool.gateway });
-      }
+    // Through the gateway of the pool the endpoint's own address comes from: another subnet's
+    // gateway is not on-link and the kernel would refuse the route.
+    for (const [family, cidr] of [
+      [4, ep.ipv4],
+      [6, ep.ipv6],
+    ] as const) {
+      if (cidr === undefined) continue;
+      const own = pools.find(
+        (p) => p.family === family && p.gateway !== undefined && contains(p.subnet, splitCidr(cidr).address),
+      );
+      if (own?.gateway !== undefined) routes.push({ family, gateway: own.gateway });
     }
   }
   return {

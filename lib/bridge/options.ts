@@ -3,6 +3,7 @@
  * Unknown keys are refused: a typo must not silently create a differently configured network.
  */
 import { invalid } from "../common/errors.js";
+import { tryParseAddress } from "../ipam/cidr.js";
 import type { BridgeOptions } from "../store/records.js";
 
 export const OPT_BRIDGE_NAME = "com.docker.network.bridge.name";
@@ -59,7 +60,7 @@ export function parseBridgeOptions(options: Record<string, string>, d: BridgeOpt
     );
   }
   const hostBinding = options[OPT_HOST_BINDING];
-  if (hostBinding !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(hostBinding)) {
+  if (hostBinding !== undefined && tryParseAddress(hostBinding)?.family !== 4) {
     throw invalid(`invalid value "${hostBinding}" for option ${OPT_HOST_BINDING}: expected an IPv4 address`);
   }
   return {

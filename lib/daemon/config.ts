@@ -46,6 +46,12 @@ Runs the trellis network daemon in the foreground.
 
 export type ParsedArgs = { kind: "run"; config: DaemonConfig } | { kind: "help" } | { kind: "version" };
 
+/** Digits only: Number() would also take " ", "1e3" and "0x10". */
+function nonNegativeInt(flag: string, raw: string, what: string): number {
+  if (!/^\d+$/.test(raw)) throw invalid(`invalid ${flag} "${raw}": ${what}`);
+  return Number(raw);
+}
+
 export function parseDaemonArgs(argv: string[]): ParsedArgs {
   const config = { ...DEFAULTS };
   for (let i = 0; i < argv.length; i++) {
@@ -74,11 +80,7 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
         break;
       }
       case "--sweep-interval": {
-        const raw = take();
-        const ms = Number(raw);
-        if (!Number.isInteger(ms) || ms < 0)
-          throw invalid(`invalid --sweep-interval "${raw}": milliseconds >= 0`);
-        config.sweepIntervalMs = ms;
+        config.sweepIntervalMs = nonNegativeInt(flag, take(), "milliseconds >= 0");
         break;
       }
       case "--dns-upstream":
@@ -91,11 +93,7 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
           .filter((d) => d !== "");
         break;
       case "--dns-cache-size": {
-        const raw = take();
-        const n = Number(raw);
-        if (!Number.isInteger(n) || n < 0)
-          throw invalid(`invalid --dns-cache-size "${raw}": an integer >= 0`);
-        config.dnsCacheSize = n;
+        config.dnsCacheSize = nonNegativeInt(flag, take(), "an integer >= 0");
         break;
       }
       default:

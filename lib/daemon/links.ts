@@ -14,14 +14,18 @@ async function ensureAddresses(nl: Netlink, index: number, want: DesiredAddress[
   const have = (await nl.listAddresses()).filter((a) => a.index === index);
   const key = (a: DesiredAddress) => `${a.address}/${a.prefixLen}`;
   const haveKeys = new Set(have.map(key));
+  // Prune first: the kernel keys IPv6 addresses by address alone, so adding fd00::1/64 while
+  // fd00::1/48 exists is a no-op, and pruning afterwards would leave no address at all.
+  if (prune) {
+    const wantKeys = new Set(want.map(key));
+    for (const a of have) {
+      if (wantKeys.has(key(a)) || isLinkLocal6(a.address)) continue;
+      await nl.deleteAddress(index, a.address, a.prefixLen);
+      haveKeys.delete(key(a));
+    }
+  }
   for (const a of want) {
     if (!haveKeys.has(key(a))) await nl.addAddress(index, a.address, a.prefixLen);
-  }
-  if (!prune) return;
-  const wantKeys = new Set(want.map(key));
-  for (const a of have) {
-    if (!wantKeys.has(key(a)) && !isLinkLocal6(a.address))
-      await nl.deleteAddress(index, a.address, a.prefixLen);
   }
 }
 

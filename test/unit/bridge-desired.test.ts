@@ -226,7 +226,7 @@ test("property: desiredEndpoint's flags follow the records", (t) => {
 // A network may have several IPv4 pools (IPAM.Config with two subnets). The endpoint's address is in
 // one of them; a default route through another pool's gateway is off-link, and the kernel refuses it
 // (ENETUNREACH), which would fail the connect.
-test.failing("BUG desiredEndpoint: default route only through the gateway of the endpoint's own pool", (t) => {
+test("desiredEndpoint: default route only through the gateway of the endpoint's own pool", (t) => {
   const second: PoolRecord = {
     ...POOL4,
     id: `${NET_ID}/v4/1`,
