@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import test from "ava";
 import { KernelError } from "../../lib/common/errors.js";
 import { createKernel } from "../../lib/kernel/index.js";
+import { NUD_NOARP } from "../../lib/kernel/netlink/constants.js";
 import type { FdbEntry, Kernel, Netlink, NetnsRef } from "../../lib/kernel/types.js";
 import { run, waitFor } from "../helpers/proc.js";
 
@@ -36,12 +37,10 @@ interface Side {
 }
 
 const kernel: Kernel = createKernel();
-const sides: Record<"A" | "B", Side> = {
-  A: side("A", "10.98.0.1", "10.97.0.2", "fd97::2", "02:42:0a:61:00:02"),
-  B: side("B", "10.98.0.2", "10.97.0.3", "fd97::3", "02:42:0a:61:00:03"),
-};
-const { A, B } = sides;
+const A = side("A", "10.98.0.1", "10.97.0.2", "fd97::2", "02:42:0a:61:00:02");
+const B = side("B", "10.98.0.2", "10.97.0.3", "fd97::3", "02:42:0a:61:00:03");
 
+/** Names and addresses of one side; the handles and ifindexes are filled in by test.before. */
 function side(n: string, underlay: string, ip: string, ip6: string, mac: string): Side {
   const unset = undefined as unknown as Netlink;
   return {
@@ -88,7 +87,7 @@ interface FdbView {
   master: boolean;
   state: string;
 }
-const nudName = (e: FdbEntry): string => (e.permanent ? "permanent" : e.state & 0x40 ? "static" : "");
+const nudName = (e: FdbEntry): string => (e.permanent ? "permanent" : e.state & NUD_NOARP ? "static" : "");
 const byMac = (a: FdbView, b: FdbView) => JSON.stringify(a).localeCompare(JSON.stringify(b));
 
 async function fdbFromBridge(s: Side): Promise<FdbView[]> {
@@ -121,7 +120,7 @@ const byAddress = (a: { address: string }, b: { address: string }) => a.address.
 /** The vxlan's unicast neighbour entries, leaving out the NOARP ones the kernel makes itself. */
 async function programmedNeighbours(s: Side, family?: 4 | 6): Promise<string[]> {
   const all = await s.h.listNeighbours(s.vx, family);
-  return all.filter((n) => !(n.state & 0x40)).map((n) => n.address);
+  return all.filter((n) => !(n.state & NUD_NOARP)).map((n) => n.address);
 }
 
 /** Snapshot of the IP counters of a namespace (/proc/net/snmp is per namespace). */
