@@ -96,8 +96,10 @@ export class ListenerManager {
 
   private adoptUdp(asker: string, fd: number): Socket {
     const sock = createSocket({ type: "udp4" });
+    // No send callback: Node then tries the send synchronously (one sendmsg, no request object);
+    // a failure surfaces as an "error" event, handled below.
     const reply = (out: Buffer | undefined, to: RemoteInfo) => {
-      if (out) sock.send(out, to.port, to.address, swallow);
+      if (out) sock.send(out, to.port, to.address);
     };
     sock.on("message", (msg, rinfo) => {
       const out = this.answer(asker, msg, "udp");
