@@ -245,7 +245,7 @@ test.serial("deleteLink removes both ends of a veth", async (t) => {
   t.is(await c.getLink("eth1"), undefined);
 });
 
-test.serial("connect path (create veth .. default route) stays well under 10 ms", async (t) => {
+test.serial("connect path (create veth .. default route) works repeatedly; timing is logged, never asserted", async (t) => {
   const br = (await h.getLink("br0"))!;
   const timings: number[] = [];
   for (let i = 0; i < 7; i++) {
@@ -262,8 +262,10 @@ test.serial("connect path (create veth .. default route) stays well under 10 ms"
   }
   timings.sort((a, b) => a - b);
   const median = timings[3]!;
+  // Tests never fail on timing (bench/attach.ts measures it): log it, assert the work was done.
   t.log(`connect path: median ${median.toFixed(2)} ms, all ${timings.map((x) => x.toFixed(2)).join(" ")}`);
-  t.true(median < 10, `median ${median} ms`);
+  t.is(timings.length, 7);
+  t.is(await h.getLink("vethp6"), undefined, "each iteration cleaned up after itself");
 });
 
 test.serial("netnsAlive and the per-namespace cache follow the namespace's life", async (t) => {
