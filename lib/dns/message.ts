@@ -62,7 +62,20 @@ export function parseQuery(msg: Buffer): Parsed {
   if (questions.length !== 1 || opts.length > 1) {
     return { kind: "reply", reply: bareReply(id, flags, Rcode.FORMERR) };
   }
-  return { kind: "query", id, flags, question: questions[0]!, opt: opts[0] };
+  const opt = opts[0];
+  if (opt && opt.ednsVersion > 0) return { kind: "reply", reply: badVersion(id, flags, questions[0]!) };
+  return { kind: "query", id, flags, question: questions[0]!, opt };
+}
+
+/** EDNS versions above 0 get BADVERS (extended RCODE 16: 1 in the OPT's upper bits), RFC 6891 §6.1.3. */
+function badVersion(id: number, requestFlags: number, question: Question): Buffer {
+  return dns.encode({
+    id,
+    type: "response",
+    flags: requestFlags & dns.RECURSION_DESIRED,
+    questions: [question],
+    additionals: [{ ...responseOpt(), extendedRcode: 1 }],
+  });
 }
 
 /** How many bytes the reply may take: 512 without EDNS0, the advertised size (≥ 512, capped) with. */

@@ -131,3 +131,29 @@ test("property: encodeWithin never exceeds the limit, always decodes, TC exactly
   );
   t.pass();
 });
+
+test("an EDNS version above 0 gets BADVERS (extended RCODE 1 in the OPT)", (t) => {
+  const msg = dns.encode({
+    id: 5,
+    type: "query",
+    questions: [{ name: "web", type: "A" }],
+    additionals: [
+      {
+        type: "OPT",
+        name: ".",
+        udpPayloadSize: 1232,
+        extendedRcode: 0,
+        ednsVersion: 1,
+        flags: 0,
+        flag_do: false,
+        options: [],
+      },
+    ],
+  });
+  const p = parseQuery(msg);
+  t.is(p.kind, "reply");
+  if (p.kind !== "reply") return;
+  const d = dns.decode(p.reply);
+  const opt = d.additionals?.find((a) => a.type === "OPT") as dns.OptAnswer | undefined;
+  t.deepEqual([d.id, opt?.extendedRcode, d.flags! & 0xf], [5, 1, 0]);
+});
