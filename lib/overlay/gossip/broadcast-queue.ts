@@ -33,6 +33,10 @@ export class BroadcastQueue {
     return this.items.size;
   }
 
+  has(key: string): boolean {
+    return this.items.has(key);
+  }
+
   enqueue(key: string, bytes: Uint8Array, onDone?: () => void): void {
     const previous = this.items.get(key);
     if (previous) {

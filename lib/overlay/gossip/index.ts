@@ -62,8 +62,8 @@ export { MemoryNetwork, type MemoryNetworkOptions, MemoryTransport } from "./mem
 export type { JsonValue, MemberState, TableValue } from "./messages.js";
 export { type GossipDeps, GossipNode, type NodeEvents } from "./node.js";
 export { deriveSeed, type Random, seededRandom } from "./random.js";
-export type { GossipStats } from "./stats.js";
 export { type FalseDeath, SimCluster, type SimOptions } from "./sim.js";
+export type { GossipStats } from "./stats.js";
 export { ReplicatedTable, type TableEntry } from "./table.js";
 export type { ListenOptions, Stream, Transport } from "./transport.js";
 export { UdpTcpTransport } from "./udp-tcp-transport.js";

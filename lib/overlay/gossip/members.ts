@@ -49,6 +49,8 @@ export interface MembershipHost {
   log: GossipLogger;
   /** Queue a membership message for dissemination (keyed by member name). */
   broadcast(msg: Message, onDone?: () => void): void;
+  /** Queue a membership message unless one about the same member is still being sent. */
+  rebroadcast(msg: Message): void;
   /** A member appeared or changed state or address; `previous` is undefined for a new member. */
   changed(member: Member, previous: MemberState | undefined): void;
   /** We refuted news about ourselves; `declaredDown` when it said dead or left. */
@@ -190,16 +192,21 @@ export class Membership {
 
   handleSuspect(s: SuspectMsg): void {
     const m = this.members.get(s.name);
+    if (m && s.incarnation < m.incarnation) this.correctStale(m);
     if (!m || s.incarnation < m.incarnation || !isUp(m.state)) return;
     if (s.name === this.self.name) {
       if (!this.leaving) this.refute(s.incarnation, false);
       return;
     }
-    if (m.state === "suspect") {
+    if (m.state === "suspect" && s.incarnation === m.incarnation) {
       // Lifeguard: an independent confirmation shortens the timeout; pass it on so others count it too.
       if (this.suspicions.get(m.name)?.confirm(s.from)) this.host.broadcast(s);
       return;
     }
+    // A suspicion at a higher incarnation means the member refuted the one we hold (we missed
+    // the alive): ours is void, start over from the new one.
+    const previous = m.state;
+    this.clearSuspicion(m.name);
     m.incarnation = s.incarnation;
     const bounds = suspicionBounds(this.host.config, this.size);
     const suspicion = new Suspicion(this.host.clock, bounds, s.from, () =>
@@ -207,11 +214,12 @@ export class Membership {
     );
     this.suspicions.set(m.name, suspicion);
     this.host.broadcast(s);
-    this.transition(m, "suspect", "alive");
+    if (previous === "alive") this.transition(m, "suspect", previous);
   }
 
   handleDead(d: DeadMsg): void {
     const m = this.members.get(d.name);
+    if (m && d.incarnation < m.incarnation) this.correctStale(m);
     if (!m || d.incarnation < m.incarnation || !isUp(m.state)) return;
     if (d.name === this.self.name && !this.leaving) {
       this.refute(d.incarnation, true);
@@ -230,11 +238,20 @@ export class Membership {
    */
   mergeRemote(remote: MemberSnapshot[], from: string): void {
     for (const r of remote) {
+      const { name, incarnation } = r;
       if (r.state === "alive") this.handleAlive({ type: "alive", ...pick(r) });
-      else if (r.state === "left")
-        this.handleDead({ type: "dead", name: r.name, incarnation: r.incarnation, from: r.name });
-      else this.handleSuspect({ type: "suspect", name: r.name, incarnation: r.incarnation, from });
+      else if (r.state === "left") this.handleDead({ type: "dead", name, incarnation, from: name });
+      else if (!this.alreadySuspected(name, incarnation)) {
+        // Another node's state is hearsay, not its own failed probe: it may start a suspicion
+        // but must never count as a Lifeguard confirmation of one we hold.
+        this.handleSuspect({ type: "suspect", name, incarnation, from });
+      }
     }
+  }
+
+  private alreadySuspected(name: string, incarnation: number): boolean {
+    const m = this.members.get(name);
+    return m?.state === "suspect" && m.incarnation === incarnation;
   }
 
   /** Our own failed probe: start (or confirm) a suspicion. */
@@ -278,6 +295,17 @@ export class Membership {
     this.host.log.info({ incarnation, declaredDown }, "gossip: refuting news about ourselves");
     this.host.broadcast({ type: "alive", name, incarnation, addr, port });
     this.host.refuted(declaredDown);
+  }
+
+  /**
+   * Someone still spreads a suspicion or death older than what we know (it missed the
+   * refutation: gossip targets are random, so one node can miss all of them). Spreading our
+   * newer "alive" again reaches it long before its suspicion times out into a false death.
+   */
+  private correctStale(m: MemberRecord): void {
+    if (m.state !== "alive") return;
+    const { name, incarnation, addr, port } = m;
+    this.host.rebroadcast({ type: "alive", name, incarnation, addr, port });
   }
 
   private suspicionExpired(name: string, incarnation: number): void {

@@ -399,6 +399,11 @@ export class GossipNode {
           this.queue.enqueue(`m/${msg.name}`, encodeMessage(msg), onDone);
         }
       },
+      rebroadcast: (msg: Message) => {
+        if (msg.type === "alive" && !this.queue.has(`m/${msg.name}`)) {
+          this.queue.enqueue(`m/${msg.name}`, encodeMessage(msg));
+        }
+      },
       changed: (member: Member, previous: MemberState | undefined) => {
         this.log.debug({ member: member.name, state: member.state, previous }, "gossip: member changed");
         this.table.ownerChanged(member.name, isUp(previous));

@@ -25,7 +25,7 @@ export function suspicionBounds(
   n: number,
 ): SuspicionBounds {
   const scale = Math.max(1, Math.log10(Math.max(1, n)));
-  const min = c.suspicionMult * scale * c.probeInterval;
+  const min = Math.floor(c.suspicionMult * scale * c.probeInterval);
   const max = c.suspicionMaxTimeoutMult * min;
   // Confirmations can come only from members other than the suspect and the first suspecter.
   const k = Math.min(Math.max(0, c.suspicionMult - 2), Math.max(0, n - 2));
