@@ -53,33 +53,31 @@ export class EndpointManager {
     });
   }
 
+  /** Indexed lookups only: the cost of a connect must not grow with the size of the network. */
   private validate(net: NetworkRecord, input: ConnectInput, containerId: string, name: string) {
     const { store } = this.ctx;
-    const endpoints = store.listEndpoints(net.id);
-    if (endpoints.some((e) => e.containerId === containerId)) {
+    if (store.findEndpointByContainer(net.id, containerId)) {
       throw forbidden(`container ${input.container} is already connected to network ${net.name}`);
     }
     if (!NAME.test(name)) throw invalid(`invalid endpoint name "${name}"`);
     for (const alias of input.aliases) if (!NAME.test(alias)) throw invalid(`invalid alias "${alias}"`);
-    if (endpoints.some((e) => e.name === name)) {
+    if (store.findEndpointByName(net.id, name)) {
       throw conflict(`endpoint with name ${name} already exists in network ${net.name}`);
     }
     if (input.publish.length > 0 && net.internal) {
       throw invalid(`cannot publish ports on internal network ${net.name}`);
     }
+    const publishing = input.publish.length > 0 ? store.listPublishingEndpoints() : [];
     input.publish.forEach((p, i) => {
       if (input.publish.slice(0, i).some((q) => samePort(p, q))) {
         throw invalid(`port ${p.hostPort}/${p.proto} is published twice`);
       }
-      for (const other of store.listNetworks()) {
-        for (const ep of store.listEndpoints(other.id)) {
-          const clash = ep.publish.find((q) => samePort(p, q));
-          if (clash) {
-            throw conflict(
-              `host port ${p.hostIp ?? "0.0.0.0"}:${p.hostPort}/${p.proto} is already published by endpoint ${ep.name} on network ${other.name}`,
-            );
-          }
-        }
+      for (const ep of publishing) {
+        if (!ep.publish.some((q) => samePort(p, q))) continue;
+        const other = store.getNetwork(ep.networkId)?.name ?? ep.networkId;
+        throw conflict(
+          `host port ${p.hostIp ?? "0.0.0.0"}:${p.hostPort}/${p.proto} is already published by endpoint ${ep.name} on network ${other}`,
+        );
       }
     });
   }
@@ -182,22 +180,22 @@ export class EndpointManager {
     net: NetworkRecord,
     input: DisconnectInput,
   ): Promise<EndpointRecord | undefined> {
-    const endpoints = this.ctx.store.listEndpoints(net.id);
     try {
       const ns = await this.ctx.kernel.resolveNetns(input.container);
-      const id = containerIdOf(ns);
-      return endpoints.find((e) => e.containerId === id);
+      return this.ctx.store.findEndpointByContainer(net.id, containerIdOf(ns));
     } catch (err) {
       // The namespace is gone: with --force, find the endpoint by the name or path it was attached by.
       if (!(err instanceof TrellisError && err.code === "NOT_FOUND") || !input.force) throw err;
       const ref = input.container;
-      return endpoints.find(
-        (e) =>
-          e.name === ref ||
-          e.netns.path === ref ||
-          e.netns.path === `/run/netns/${ref}` ||
-          e.containerId === ref,
-      );
+      return this.ctx.store
+        .listEndpoints(net.id)
+        .find(
+          (e) =>
+            e.name === ref ||
+            e.netns.path === ref ||
+            e.netns.path === `/run/netns/${ref}` ||
+            e.containerId === ref,
+        );
     }
   }
 

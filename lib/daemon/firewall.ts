@@ -15,6 +15,7 @@ import type { DockerUserChain } from "./docker-user.js";
 export interface FirewallSource {
   listNetworks(): NetworkRecord[];
   listEndpoints(networkId?: string): EndpointRecord[];
+  listPublishingEndpoints(): EndpointRecord[];
   getPool(id: string): PoolRecord | undefined;
 }
 
@@ -55,8 +56,10 @@ export class FirewallManager {
 
   render(): string {
     const ports: PublishedPort[] = [];
-    for (const net of this.source.listNetworks()) {
-      for (const ep of this.source.listEndpoints(net.id)) ports.push(...publishedPortsOf(net, ep));
+    const networks = new Map(this.source.listNetworks().map((n) => [n.id, n]));
+    for (const ep of this.source.listPublishingEndpoints()) {
+      const net = networks.get(ep.networkId);
+      if (net) ports.push(...publishedPortsOf(net, ep));
     }
     return renderFirewall({ networks: this.networksOf(), ports });
   }

@@ -145,7 +145,7 @@ export class NetworkManager {
   async prune(): Promise<string[]> {
     const removed: string[] = [];
     for (const net of this.ctx.store.listNetworks()) {
-      if (this.ctx.store.listEndpoints(net.id).length > 0) continue;
+      if (this.ctx.store.countEndpoints(net.id) > 0) continue;
       await this.remove(net.id);
       removed.push(net.name);
     }

@@ -49,6 +49,19 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: endpoint lookups by container, by name and by "publishes ports" without decoding every record
+  `
+  ALTER TABLE endpoints ADD COLUMN container_id TEXT NOT NULL DEFAULT '';
+  ALTER TABLE endpoints ADD COLUMN name TEXT NOT NULL DEFAULT '';
+  ALTER TABLE endpoints ADD COLUMN publishes INTEGER NOT NULL DEFAULT 0;
+  UPDATE endpoints SET
+    container_id = json_extract(data, '$.containerId'),
+    name = json_extract(data, '$.name'),
+    publishes = json_array_length(json_extract(data, '$.publish')) > 0;
+  CREATE INDEX endpoints_by_container ON endpoints (network_id, container_id);
+  CREATE INDEX endpoints_by_name ON endpoints (network_id, name);
+  CREATE INDEX endpoints_publishing ON endpoints (publishes) WHERE publishes = 1;
+  `,
 ];
 
 /** Brings the database to the latest schema version. */

@@ -43,8 +43,14 @@ const SQL = {
   listEndpointsOf: "SELECT data FROM endpoints WHERE network_id = ? ORDER BY rowid",
   getEndpoint: "SELECT data FROM endpoints WHERE id = ?",
   putEndpoint:
-    "INSERT INTO endpoints (id, network_id, data) VALUES (?, ?, ?) " +
-    "ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, data = excluded.data",
+    "INSERT INTO endpoints (id, network_id, container_id, name, publishes, data) VALUES (?, ?, ?, ?, ?, ?) " +
+    "ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, container_id = excluded.container_id, " +
+    "name = excluded.name, publishes = excluded.publishes, data = excluded.data",
+  endpointByContainer: "SELECT data FROM endpoints WHERE network_id = ? AND container_id = ?",
+  endpointByName: "SELECT data FROM endpoints WHERE network_id = ? AND name = ?",
+  publishingEndpoints: "SELECT data FROM endpoints WHERE publishes = 1 ORDER BY rowid",
+  endpointsOfContainer: "SELECT data FROM endpoints WHERE container_id = ? ORDER BY rowid",
+  countEndpointsOf: "SELECT count(*) AS n FROM endpoints WHERE network_id = ?",
   deleteEndpoint: "DELETE FROM endpoints WHERE id = ?",
   listPools: "SELECT data FROM pools ORDER BY rowid",
   listPoolsOf: "SELECT data FROM pools WHERE owner = ? ORDER BY rowid",
@@ -178,7 +184,38 @@ export class SqliteStore implements IpamStore {
   }
 
   putEndpoint(rec: EndpointRecord): void {
-    this.#st.putEndpoint.run(rec.id, rec.networkId, JSON.stringify(rec));
+    const publishes = (rec.publish?.length ?? 0) > 0 ? 1 : 0;
+    this.#st.putEndpoint.run(
+      rec.id,
+      rec.networkId,
+      rec.containerId ?? "",
+      rec.name ?? "",
+      publishes,
+      JSON.stringify(rec),
+    );
+  }
+
+  /** The endpoint of a container on a network (indexed; connect's duplicate check). */
+  findEndpointByContainer(networkId: string, containerId: string): EndpointRecord | undefined {
+    return this.#one<EndpointRecord>(this.#st.endpointByContainer, networkId, containerId);
+  }
+
+  findEndpointByName(networkId: string, name: string): EndpointRecord | undefined {
+    return this.#one<EndpointRecord>(this.#st.endpointByName, networkId, name);
+  }
+
+  /** Endpoints that publish ports, on every network (port conflict checks). */
+  listPublishingEndpoints(): EndpointRecord[] {
+    return this.#all<EndpointRecord>(this.#st.publishingEndpoints);
+  }
+
+  /** Every endpoint of one container, on any network. */
+  listEndpointsOfContainer(containerId: string): EndpointRecord[] {
+    return this.#all<EndpointRecord>(this.#st.endpointsOfContainer, containerId);
+  }
+
+  countEndpoints(networkId: string): number {
+    return (this.#st.countEndpointsOf.get(networkId) as { n: number }).n;
   }
 
   deleteEndpoint(id: string): boolean {

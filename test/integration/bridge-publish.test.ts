@@ -75,10 +75,10 @@ test("a port published on one host address answers there only; UDP works too", a
   const d = await lab.startDaemon(host);
   await createNetwork(d, "n", ["--subnet", "10.42.0.0/24"]);
   const c1 = await lab.addContainer("c1");
-  await d.cli(["network", "connect", "-p", `${host.underlayIp}:8181:80`, "-p", "5353:53/udp", "n", c1]);
+  await d.cli(["network", "connect", "-p", `${host.underlayIp}:8181:80`, "-p", "5353:5300/udp", "n", c1]);
   await startServer(lab, c1, 80, "specific");
   t.is(await fetchMarker(lab, client.ns, host.underlayIp, 8181), "specific");
   t.is(await fetchMarker(lab, host.ns, "10.42.0.1", 8181), undefined, "not published on the gateway address");
-  await startServer(lab, c1, 53, "udp-pong", "udp");
+  await startServer(lab, c1, 5300, "udp-pong", "udp");
   t.is(await fetchMarker(lab, client.ns, host.underlayIp, 5353, "udp"), "udp-pong");
 });
