@@ -44,7 +44,7 @@ const VALUE_JSON = 1;
 
 // ----------------------------------------------------------------------------------- values
 
-/** Encodes a table value: kind byte + payload. Throws RangeError for values JSON cannot carry. */
+/** Encodes a table value: kind byte + payload. Throws (TypeError, RangeError) for values JSON cannot carry. */
 export function encodeValue(value: TableValue): Uint8Array {
   if (value instanceof Uint8Array) return new Writer(value.length + 1).u8(VALUE_BYTES).raw(value).finish();
   const text = JSON.stringify(value);

@@ -8,6 +8,7 @@ import type { GossipTunables } from "./config.js";
 import type { Keyring } from "./keyring.js";
 import { silentLogger } from "./log.js";
 import { MemoryNetwork } from "./memory-transport.js";
+import type { MemberState } from "./messages.js";
 import { GossipNode } from "./node.js";
 import { deriveSeed, seededRandom } from "./random.js";
 
@@ -117,6 +118,45 @@ export class SimCluster {
   tablesConverged(): boolean {
     const digests = new Set(this.running().map((n) => n.table.digest()));
     return digests.size === 1;
+  }
+
+  /** True when every running node other than `name` lists it in `state`. */
+  seenAs(name: string, state: MemberState): boolean {
+    return this.running()
+      .filter((n) => n.name !== name)
+      .every((n) => n.members().find((m) => m.name === name)?.state === state);
+  }
+
+  /** True when no running node lists another running node as dead or left. */
+  noneDeclaredDown(): boolean {
+    const live = new Set(this.running().map((n) => n.name));
+    return this.running().every((n) =>
+      n.members().every((m) => !live.has(m.name) || m.state === "alive" || m.state === "suspect"),
+    );
+  }
+
+  /** True when every running node sees (keyspace, key) live, optionally with this owner. */
+  visibleEverywhere(keyspace: string, key: string, owner?: string): boolean {
+    return this.running().every((n) => {
+      const e = n.table.get(keyspace, key);
+      return e !== undefined && !e.deleted && (owner === undefined || e.owner === owner);
+    });
+  }
+
+  /** True when no running node sees (keyspace, key) live. */
+  goneEverywhere(keyspace: string, key: string): boolean {
+    return this.running().every((n) => n.table.get(keyspace, key)?.deleted !== false);
+  }
+
+  /** Replaces node i by a fresh process with the same name (a restart), started and joined to `seed`. */
+  async restart(i: number, seed = 0): Promise<GossipNode> {
+    await this.nodes[i]!.stop();
+    const node = this.makeNode(i);
+    this.nodes[i] = node;
+    this.stopped.delete(node.name);
+    await this.drive(node.start());
+    await this.drive(node.join([this.address(seed)]));
+    return node;
   }
 
   /** Stops node i without a goodbye (a crash). */
