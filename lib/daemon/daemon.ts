@@ -73,7 +73,11 @@ export class Daemon {
       getNetwork: (ref) => this.networks.get(ref),
       removeNetwork: (ref) => this.networks.remove(ref),
       pruneNetworks: () => this.networks.prune(),
-      connect: (ref, input) => this.endpoints.connect(ref, input),
+      connect: async (ref, input) => {
+        const ep = await this.endpoints.connect(ref, input);
+        await this.dns.ready(ep.containerId); // the container's 127.0.0.11 answers before we reply
+        return ep;
+      },
       disconnect: (ref, input) => this.endpoints.disconnect(ref, input),
     };
   }
@@ -81,6 +85,7 @@ export class Daemon {
   async start(): Promise<void> {
     await this.reconciler.run();
     this.ctx.events.emit("reconciled");
+    await this.dns.settled();
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
     dnsRoutes(router, this.dns);
     this.server = await serve({

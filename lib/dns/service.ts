@@ -56,6 +56,7 @@ export class DnsService {
   readonly listeners: ListenerManager;
   readonly search: readonly string[];
   private readonly log: Logger;
+  private rebuilt: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: DnsDeps,
@@ -106,7 +107,18 @@ export class DnsService {
   private connected(ep: EndpointRecord): void {
     if (ep.state !== "active") return;
     this.records.add(dnsEndpointOf(ep));
-    this.listeners.ensure(ep.containerId, ep.netns);
+    void this.listeners.ensure(ep.containerId, ep.netns);
+  }
+
+  /** Resolves when the container's 127.0.0.11:53 answers (or its set-up failed, as logged); the
+   * daemon awaits it before replying to a connect. */
+  ready(containerId: string): Promise<void> {
+    return this.listeners.settled(containerId);
+  }
+
+  /** Resolves when the listeners of the last rebuild are up (the daemon awaits it at start). */
+  settled(): Promise<void> {
+    return this.rebuilt;
   }
 
   private disconnected(ep: EndpointRecord): void {
@@ -126,8 +138,11 @@ export class DnsService {
         alive.set(ep.containerId, ep);
       }
     }
-    for (const [containerId, ep] of alive) this.listeners.ensure(containerId, ep.netns);
-    this.log.info({ endpoints: alive.size, listeners: this.listeners.count }, "DNS records rebuilt");
+    const ensured = [...alive].map(([containerId, ep]) => this.listeners.ensure(containerId, ep.netns));
+    this.rebuilt = Promise.all(ensured).then((ok) => {
+      const up = ok.filter(Boolean).length;
+      this.log.info({ endpoints: alive.size, containers: ok.length, listening: up }, "DNS records rebuilt");
+    });
   }
 
   /**

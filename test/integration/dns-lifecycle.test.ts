@@ -6,7 +6,7 @@ import test from "ava";
 import { waitFor } from "../helpers/lab.js";
 import { createNetwork } from "../helpers/net.js";
 import { run } from "../helpers/proc.js";
-import { dig, digShort, dnsLab } from "./dns-lab.js";
+import { dig, digShort, dnsLab, FAKE_UPSTREAM } from "./dns-lab.js";
 
 test("listeners: up on first connect, still up while one endpoint remains, gone on the last disconnect", async (t) => {
   const { lab, d } = await dnsLab(t);
@@ -61,4 +61,38 @@ test("a namespace that dies loses its listeners and its names at the next sweep"
   });
   t.is((await dig(lab, c1, ["two"])).status, "NXDOMAIN");
   t.deepEqual(await digShort(lab, c1, ["one"]), ["10.47.0.2"]);
+});
+
+test("a container keeps port 53 for itself: 127.0.0.11:53 is redirected inside its namespace, removed on the last disconnect", async (t) => {
+  const { lab, d } = await dnsLab(t);
+  await createNetwork(d, "net1", ["--subnet", "10.49.0.0/24"]);
+  const srv = await lab.addContainer("srv");
+  const client = await lab.addContainer("client");
+  await d.cli(["network", "connect", "--name", "srv", "--ip", "10.49.0.10", "net1", srv]);
+  await d.cli(["network", "connect", "--name", "client", "net1", client]);
+  // The container's own DNS server on 0.0.0.0:53 (UDP and TCP) binds despite trellis's listeners.
+  const own = lab.spawnIn(srv, [process.execPath, FAKE_UPSTREAM, "53"]);
+  await waitFor(() => lab.output(own).includes("ready"), {
+    timeoutMs: 10_000,
+    what: "the container's server",
+  });
+  t.deepEqual(await digShort(lab, srv, ["client"]), ["10.49.0.2"], "127.0.0.11 is still trellis");
+  const viaOwn = await lab.exec(client, [
+    "dig",
+    "@10.49.0.10",
+    "+short",
+    "+tries=1",
+    "+time=3",
+    "mine.example.test",
+  ]);
+  t.is(viaOwn.stdout.trim(), "192.0.2.1", "the container's server answers on its address");
+  const rules = await lab.exec(srv, ["nft", "list", "table", "ip", "trellis_dns"]);
+  t.regex(rules.stdout, /ip daddr 127\.0\.0\.11 udp dport 53 dnat to 127\.0\.0\.11:\d+/);
+  await d.cli(["network", "disconnect", "net1", srv]);
+  await waitFor(
+    async () =>
+      (await lab.exec(srv, ["nft", "list", "table", "ip", "trellis_dns"], { allowFail: true })).code !== 0,
+    { timeoutMs: 5000, what: "the redirect table to go" },
+  );
+  t.pass();
 });
