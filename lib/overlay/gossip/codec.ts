@@ -56,7 +56,8 @@ export function decodeValue(bytes: Uint8Array): TableValue {
   const r = new Reader(bytes);
   const kind = r.u8();
   const payload = r.raw(r.remaining);
-  if (kind === VALUE_BYTES) return payload.slice(); // copy: do not pin the packet buffer
+  // A plain copy: never pin the packet buffer, never hand out a Buffer (whose slice() is a view).
+  if (kind === VALUE_BYTES) return new Uint8Array(payload);
   if (kind !== VALUE_JSON) throw decodeError("bad-type", `unknown value kind ${kind}`);
   let text: string;
   try {
@@ -86,7 +87,7 @@ function readRecord(r: Reader): WireRecord {
   const flags = r.u8();
   if (flags > 1) throw decodeError("bad-value", `record flags ${flags}`);
   const deleted = flags === 1;
-  const valueBytes = r.bytes().slice();
+  const valueBytes = new Uint8Array(r.bytes());
   if (deleted !== (valueBytes.length === 0)) {
     throw decodeError("bad-value", deleted ? "tombstone with a value" : "live record without a value");
   }
@@ -216,7 +217,7 @@ function readPushPull(r: Reader): PushPullMsg {
   const memberCount = r.count(5, "member");
   const members: MemberSnapshot[] = [];
   for (let i = 0; i < memberCount; i++) members.push(readMember(r));
-  const buckets = r.bytes().slice();
+  const buckets = new Uint8Array(r.bytes());
   if (buckets.length % 8 !== 0) throw decodeError("bad-value", "bucket digests not a multiple of 8 bytes");
   const recordCount = r.count(7, "record");
   const records: WireRecord[] = [];

@@ -33,7 +33,7 @@ export class MemoryNetwork {
   private readonly endpoints = new Map<string, MemoryTransport>();
   /** Address → partition group; addresses in different groups cannot talk. Empty = no partition. */
   private groups = new Map<string, number>();
-  readonly counters = { packetsSent: 0, packetsLost: 0, packetsBlocked: 0 };
+  readonly counters = { packetsSent: 0, packetsLost: 0, packetsBlocked: 0, largestPacket: 0 };
 
   constructor(options: MemoryNetworkOptions) {
     this.clock = options.clock;
@@ -92,6 +92,7 @@ export class MemoryNetwork {
   /** @internal */
   deliverPacket(from: string, to: string, bytes: Uint8Array): void {
     this.counters.packetsSent++;
+    this.counters.largestPacket = Math.max(this.counters.largestPacket, bytes.length);
     if (!this.canReach(from, to)) {
       this.counters.packetsBlocked++;
       return;
@@ -100,7 +101,7 @@ export class MemoryNetwork {
       this.counters.packetsLost++;
       return;
     }
-    const copy = bytes.slice();
+    const copy = new Uint8Array(bytes);
     this.clock.setTimer(this.oneWay(), () => this.endpoints.get(to)?.receivePacket(copy, from));
   }
 
@@ -231,7 +232,7 @@ class MemoryStream implements Stream {
     const now = this.net.clock.now();
     const arrival = Math.max(now + this.net.oneWay() + this.net.retransmitDelay(), this.lastArrival);
     this.lastArrival = arrival;
-    const copy = frame.slice();
+    const copy = new Uint8Array(frame);
     const peer = this.peer;
     this.net.clock.setTimer(arrival - now, () => peer?.receive(copy));
   }

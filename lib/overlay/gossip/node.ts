@@ -268,8 +268,13 @@ export class GossipNode {
 
   private onPacket(bytes: Uint8Array, from: string): void {
     if (this.phase !== "running") return;
-    const env = this.wire.openPacket(bytes);
-    if (env) this.dispatch(env, from);
+    try {
+      const env = this.wire.openPacket(bytes);
+      if (env) this.dispatch(env, from);
+    } catch (err) {
+      // Only a bug gets here (hostile input is a counted decode error); never take the daemon down.
+      this.log.error({ err, peer: from }, "gossip: packet handling failed");
+    }
   }
 
   private dispatch(env: Envelope, from: string): void {
@@ -375,7 +380,11 @@ export class GossipNode {
       const timer = this.clock.setTimer(ms, () => {
         this.timers.delete(timer);
         if (this.phase !== "running") return;
-        fn();
+        try {
+          fn();
+        } catch (err) {
+          this.log.error({ err }, "gossip: periodic task failed");
+        }
         schedule(interval());
       });
       this.timers.add(timer);

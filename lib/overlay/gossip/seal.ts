@@ -46,7 +46,7 @@ export function unseal(bytes: Uint8Array, keyring: Keyring | undefined): Uint8Ar
   const kind = bytes[0];
   if (kind === PLAIN) {
     if (keyring) throw decodeError("unauthenticated", "plaintext input while a key is required");
-    return bytes.subarray(1);
+    return plainView(bytes, 1, bytes.length - 1);
   }
   if (kind !== SEALED) throw decodeError("bad-version", `unknown seal kind ${String(kind)}`);
   if (!keyring) throw decodeError("unauthenticated", "encrypted input but no keyring configured");
@@ -63,8 +63,14 @@ export function unseal(bytes: Uint8Array, keyring: Keyring | undefined): Uint8Ar
   decipher.setAuthTag(tag);
   try {
     const body = buf.subarray(HEADER_BYTES + NONCE_BYTES, buf.length - TAG_BYTES);
-    return Buffer.concat([decipher.update(body), decipher.final()]);
+    const out = Buffer.concat([decipher.update(body), decipher.final()]);
+    return plainView(out, 0, out.length);
   } catch {
     throw decodeError("unauthenticated", "authentication tag mismatch");
   }
+}
+
+/** A plain Uint8Array over the same memory (transports hand us Buffers; their slice() is a view). */
+function plainView(b: Uint8Array, offset: number, length: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + offset, length);
 }

@@ -54,10 +54,14 @@ export class UdpTcpTransport implements Transport {
   sendPacket(addr: string, bytes: Uint8Array): void {
     const udp = this.udp;
     if (!udp) return;
-    const { host, port } = parseAddress(addr);
-    udp.send(bytes, port, host, (err) => {
-      if (err) this.sendErrors++;
-    });
+    try {
+      const { host, port } = parseAddress(addr);
+      udp.send(bytes, port, host, (err) => {
+        if (err) this.sendErrors++;
+      });
+    } catch {
+      this.sendErrors++; // an unusable address learned from a peer: nothing to send to
+    }
   }
 
   onPacket(handler: (bytes: Uint8Array, from: string) => void): void {
