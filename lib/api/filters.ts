@@ -30,7 +30,7 @@ function matchOne(view: NetworkView, key: string, v: string): boolean {
     case "driver":
       return net.driver === v;
     case "scope":
-      return v === "local";
+      return v === (net.driver === "overlay" ? "global" : "local");
     case "type":
       return v === "custom";
     case "dangling":

@@ -16,6 +16,8 @@ export interface DockerEndpoint {
   Interface: string;
   Netns: string;
   Ports: string[];
+  /** overlay networks: the cluster node the endpoint lives on */
+  Node?: string;
 }
 
 function portsOf(ep: EndpointRecord): string[] {
@@ -38,13 +40,29 @@ export function networkJson(view: NetworkView): Record<string, unknown> {
       Interface: ep.ifName,
       Netns: ep.netns.path,
       Ports: portsOf(ep),
+      ...(view.node !== undefined ? { Node: view.node } : {}),
+    };
+  }
+  for (const r of view.remote ?? []) {
+    containers[r.containerId] = {
+      Name: r.name,
+      EndpointID: r.id,
+      MacAddress: r.mac,
+      IPv4Address: r.ipv4 ?? "",
+      IPv6Address: "",
+      Aliases: r.aliases,
+      DNSNames: [r.name, ...r.aliases],
+      Interface: "",
+      Netns: "",
+      Ports: [],
+      Node: r.node,
     };
   }
   return {
     Name: net.name,
     Id: net.id,
     Created: net.created,
-    Scope: "local",
+    Scope: net.driver === "overlay" ? "global" : "local",
     Driver: net.driver,
     EnableIPv6: net.enableIPv6,
     IPAM: {

@@ -20,6 +20,38 @@ export interface GroupEntry {
 }
 
 export const GROUPS: Readonly<Record<string, GroupEntry>> = {
+  cluster: {
+    summary: "Manage this node's cluster membership (overlay networks)",
+    verbs: {
+      join: {
+        summary: "Join the cluster through one or more members",
+        load: async () => (await import("./commands/cluster-join.js")).default,
+      },
+      leave: {
+        summary: "Leave the cluster gracefully",
+        load: async () => (await import("./commands/cluster-leave.js")).default,
+      },
+    },
+  },
+  debug: {
+    summary: "Inspect trellis internals",
+    verbs: {
+      overlay: {
+        summary: "VXLAN FDB/neighbour entries of an overlay network and their source",
+        load: async () => (await import("./commands/debug-overlay.js")).default,
+      },
+    },
+  },
+  node: {
+    summary: "Cluster members",
+    verbs: {
+      ls: {
+        summary: "List the cluster's members",
+        aliases: ["list"],
+        load: async () => (await import("./commands/node-ls.js")).default,
+      },
+    },
+  },
   dns: {
     summary: "Query the embedded DNS",
     verbs: {

@@ -3,6 +3,12 @@ import { invalid } from "../common/errors.js";
 import { DEFAULT_CACHE_SIZE } from "../dns/forwarder.js";
 import { normalizeName } from "../dns/names.js";
 import { parseUpstreamList, type Upstream } from "../dns/upstreams.js";
+import {
+  applyClusterFlag,
+  CLUSTER_DEFAULTS,
+  CLUSTER_USAGE,
+  type ClusterConfig,
+} from "../overlay/cluster-config.js";
 
 export interface DaemonConfig {
   /** where the store lives; default /var/lib/trellis */
@@ -19,6 +25,8 @@ export interface DaemonConfig {
   dnsSearch?: string[];
   /** embedded DNS: forwarded answers cached at most; 0 disables the cache; undefined = 10 000 */
   dnsCacheSize?: number;
+  /** overlay networks and the gossip cluster (lib/overlay/cluster-config.ts) */
+  cluster: ClusterConfig;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -26,6 +34,7 @@ export const DEFAULTS: DaemonConfig = {
   socket: "/run/trellis/trellis.sock",
   logLevel: "info",
   sweepIntervalMs: 5000,
+  cluster: CLUSTER_DEFAULTS,
 };
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -41,6 +50,7 @@ Runs the trellis network daemon in the foreground.
   --dns-upstream IP[:PORT],...  embedded DNS forwards other names there (default: nameservers of /etc/resolv.conf)
   --dns-search DOMAIN,...       domains a trellis name may be asked with (default: search of /etc/resolv.conf)
   --dns-cache-size N            forwarded answers cached at most (default ${DEFAULT_CACHE_SIZE}, 0 = no cache)
+${CLUSTER_USAGE}
   -h, --help          this help
   --version           print the version`;
 
@@ -53,7 +63,7 @@ function nonNegativeInt(flag: string, raw: string, what: string): number {
 }
 
 export function parseDaemonArgs(argv: string[]): ParsedArgs {
-  const config = { ...DEFAULTS };
+  const config = { ...DEFAULTS, cluster: { ...CLUSTER_DEFAULTS, join: [] } };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "-h" || arg === "--help") return { kind: "help" };
@@ -97,7 +107,7 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
         break;
       }
       default:
-        throw invalid(`unknown flag "${arg}"`);
+        if (!applyClusterFlag(config.cluster, flag, take)) throw invalid(`unknown flag "${arg}"`);
     }
   }
   return { kind: "run", config };

@@ -2,6 +2,7 @@
 import type { Server } from "node:http";
 import { release } from "node:os";
 import type { Logger } from "pino";
+import { type ClusterOperations, clusterRoutes } from "../api/cluster-routes.js";
 import { dnsRoutes } from "../api/dns-routes.js";
 import { dockerRoutes } from "../api/docker-routes.js";
 import { serve } from "../api/http.js";
@@ -9,6 +10,8 @@ import { DnsService } from "../dns/service.js";
 import { Ipam } from "../ipam/ipam.js";
 import { createKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/types.js";
+import { Cluster } from "../overlay/cluster.js";
+import { debugOverlay, OverlayManager } from "../overlay/manager.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import type { DaemonConfig } from "./config.js";
 import type { DaemonContext } from "./context.js";
@@ -16,8 +19,9 @@ import { DockerUserChain } from "./docker-user.js";
 import { EndpointManager } from "./endpoints.js";
 import { DaemonEvents } from "./events.js";
 import { FirewallManager } from "./firewall.js";
-import type { NetworkOperations } from "./inputs.js";
+import type { NetworkOperations, NetworkView } from "./inputs.js";
 import { LinkProgrammer } from "./links.js";
+import { findNetwork } from "./lookup.js";
 import { NetworkManager } from "./networks.js";
 import { Reconciler } from "./reconciler.js";
 import { VERSION } from "./version.js";
@@ -30,6 +34,9 @@ export class Daemon {
   readonly dns: DnsService;
   private server: Server | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** present when started with --advertise-addr: overlay networks across the cluster */
+  cluster: Cluster | undefined;
+  overlay: OverlayManager | undefined;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -66,11 +73,50 @@ export class Daemon {
     return new Daemon(config, ctx);
   }
 
+  /** Overlay networks show the endpoints of every host, each with its node. */
+  private withRemotes(view: NetworkView): NetworkView {
+    if (view.network.driver !== "overlay" || !this.overlay) return view;
+    const remote = this.overlay.remoteEndpoints(view.network.id).map((r) => ({
+      id: r.id,
+      containerId: r.containerId,
+      name: r.name,
+      aliases: r.aliases,
+      ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
+      mac: r.mac,
+      node: r.node,
+    }));
+    return { ...view, node: this.overlay.cluster.self, remote };
+  }
+
+  clusterOperations(): ClusterOperations | undefined {
+    const cluster = this.cluster;
+    const overlay = this.overlay;
+    if (!cluster || !overlay) return undefined;
+    return {
+      nodes: () =>
+        cluster.members().map((m) => ({
+          Name: m.name,
+          Addr: m.addr,
+          Port: m.port,
+          State: m.state,
+          Incarnation: m.incarnation,
+          LastContactMs: m.lastContactMs,
+          Self: m.name === cluster.self,
+        })),
+      join: (seeds) => cluster.join(seeds),
+      leave: () => cluster.leave(),
+      debugOverlay: async (ref) => {
+        const net = findNetwork(this.ctx.store, ref);
+        return debugOverlay(overlay, net, overlay.vxlanIndex(net.id));
+      },
+    };
+  }
+
   operations(): NetworkOperations {
     return {
-      createNetwork: (input) => this.networks.create(input),
-      listNetworks: () => this.networks.list(),
-      getNetwork: (ref) => this.networks.get(ref),
+      createNetwork: async (input) => this.withRemotes(await this.networks.create(input)),
+      listNetworks: () => this.networks.list().map((v) => this.withRemotes(v)),
+      getNetwork: (ref) => this.withRemotes(this.networks.get(ref)),
       removeNetwork: (ref) => this.networks.remove(ref),
       pruneNetworks: () => this.networks.prune(),
       connect: async (ref, input) => {
@@ -86,8 +132,16 @@ export class Daemon {
     await this.reconciler.run();
     this.ctx.events.emit("reconciled");
     await this.dns.settled();
+    this.cluster = await Cluster.start(this.config.cluster, this.ctx.store, this.ctx.log);
+    if (this.cluster) {
+      this.overlay = new OverlayManager(this.ctx, this.networks, this.cluster);
+      this.networks.overlay = this.overlay;
+      this.endpoints.overlay = this.overlay;
+      await this.overlay.start();
+    }
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
     dnsRoutes(router, this.dns);
+    clusterRoutes(router, () => this.clusterOperations());
     this.server = await serve({
       socketPath: this.config.socket,
       router,
@@ -128,6 +182,10 @@ export class Daemon {
       });
     }
     await this.endpoints.settle();
+    this.overlay?.stop();
+    // No graceful leave: a restart within the failure-detection window must not make the other
+    // hosts drop this host's endpoints (`trellis cluster leave` is the explicit goodbye).
+    await this.cluster?.stop();
     this.dns.stop();
     this.ctx.kernel.close();
     this.ctx.store.close();

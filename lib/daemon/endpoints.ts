@@ -7,7 +7,7 @@
 import { desiredEndpoint, endpointMac, hostIfNameOf } from "../bridge/desired.js";
 import { conflict, forbidden, invalid, messageOf, notFound, TrellisError } from "../common/errors.js";
 import type { NetnsRef } from "../kernel/types.js";
-import type { EndpointRecord, NetworkRecord, PortMapping } from "../store/records.js";
+import type { EndpointRecord, NetworkRecord, PoolRecord, PortMapping } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
 import { publishedPortsOf } from "./firewall.js";
 import { containerIdOf, defaultEndpointName, newId } from "./ids.js";
@@ -30,7 +30,21 @@ function samePort(a: PortMapping, b: PortMapping): boolean {
   );
 }
 
+/** How overlay networks hand out addresses (lib/overlay/manager.ts); absent without a cluster. */
+export interface OverlayAddressing {
+  reserveCapacity(net: NetworkRecord): Promise<() => void>;
+  pickAddress(net: NetworkRecord, pool: PoolRecord, requested: string | undefined): string;
+}
+
 export class EndpointManager {
+  overlay: OverlayAddressing | undefined;
+
+  private overlayAddressing(net: NetworkRecord): OverlayAddressing {
+    if (!this.overlay)
+      throw invalid(`network ${net.name} is an overlay network and this daemon has no cluster`);
+    return this.overlay;
+  }
+
   private readonly containerLock = new KeyedLock();
   /** veth deletions still running, per container: a reconnect waits for them */
   private readonly deletions = new Map<string, Promise<void>>();
@@ -94,37 +108,46 @@ export class EndpointManager {
     const gatewayEndpoint = !net.internal && !(await links.hasDefaultRoute(ns, 4));
     const id = newId();
     const pools = poolsOf(store, net);
-    const ep = store.transaction((): EndpointRecord => {
-      const fresh = findNetwork(store, net.id); // it may have been removed while we awaited
-      this.validate(fresh, input, containerId, name);
-      const v4 = pools.find((p) => p.family === 4);
-      const v6 = pools.find((p) => p.family === 6);
-      const ipv4 =
-        v4 &&
-        `${ipam.requestAddress(v4.id, { owner: id, ...(input.ipv4 ? { address: input.ipv4 } : {}) })}${prefixOf(v4.subnet)}`;
-      const ipv6 =
-        v6 &&
-        `${ipam.requestAddress(v6.id, { owner: id, ...(input.ipv6 ? { address: input.ipv6 } : {}) })}${prefixOf(v6.subnet)}`;
-      const rec: EndpointRecord = {
-        id,
-        networkId: net.id,
-        name,
-        containerId,
-        netns: ns,
-        ifName,
-        hostIfName: hostIfNameOf(id),
-        mac: endpointMac(id, ipv4),
-        ...(ipv4 ? { ipv4 } : {}),
-        ...(ipv6 ? { ipv6 } : {}),
-        aliases: input.aliases,
-        publish: input.publish,
-        gatewayEndpoint,
-        state: "creating",
-        created: new Date().toISOString(),
-      };
-      store.putEndpoint(rec);
-      return rec;
-    });
+    const overlay = net.driver === "overlay" ? this.overlayAddressing(net) : undefined;
+    const releaseCapacity = overlay ? await overlay.reserveCapacity(net) : undefined;
+    let ep: EndpointRecord;
+    try {
+      ep = store.transaction((): EndpointRecord => {
+        const fresh = findNetwork(store, net.id); // it may have been removed while we awaited
+        this.validate(fresh, input, containerId, name);
+        const v4 = pools.find((p) => p.family === 4);
+        const v6 = pools.find((p) => p.family === 6);
+        // Overlay networks: only from address blocks this host owns in the cluster.
+        const want4 = overlay && v4 ? overlay.pickAddress(fresh, v4, input.ipv4) : input.ipv4;
+        const ipv4 =
+          v4 &&
+          `${ipam.requestAddress(v4.id, { owner: id, ...(want4 ? { address: want4 } : {}) })}${prefixOf(v4.subnet)}`;
+        const ipv6 =
+          v6 &&
+          `${ipam.requestAddress(v6.id, { owner: id, ...(input.ipv6 ? { address: input.ipv6 } : {}) })}${prefixOf(v6.subnet)}`;
+        const rec: EndpointRecord = {
+          id,
+          networkId: net.id,
+          name,
+          containerId,
+          netns: ns,
+          ifName,
+          hostIfName: hostIfNameOf(id),
+          mac: endpointMac(id, ipv4),
+          ...(ipv4 ? { ipv4 } : {}),
+          ...(ipv6 ? { ipv6 } : {}),
+          aliases: input.aliases,
+          publish: input.publish,
+          gatewayEndpoint,
+          state: "creating",
+          created: new Date().toISOString(),
+        };
+        store.putEndpoint(rec);
+        return rec;
+      });
+    } finally {
+      releaseCapacity?.();
+    }
     const active: EndpointRecord = { ...ep, state: "active" };
     let portsAdded = false;
     try {

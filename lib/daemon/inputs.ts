@@ -40,6 +40,20 @@ export interface NetworkView {
   network: NetworkRecord;
   pools: PoolRecord[];
   endpoints: EndpointRecord[];
+  /** overlay networks: this host's node name, and the endpoints other hosts announced */
+  node?: string;
+  remote?: RemoteEndpointView[];
+}
+
+export interface RemoteEndpointView {
+  id: string;
+  containerId: string;
+  name: string;
+  aliases: string[];
+  /** CIDR */
+  ipv4?: string;
+  mac: string;
+  node: string;
 }
 
 /** What the API layer needs from the daemon. */

@@ -2,7 +2,7 @@
 
 import { desiredBridge } from "../bridge/desired.js";
 import { parseBridgeOptions } from "../bridge/options.js";
-import { conflict, forbidden, invalid, messageOf } from "../common/errors.js";
+import { conflict, forbidden, invalid, messageOf, TrellisError } from "../common/errors.js";
 import type { Family, NetworkRecord } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
 import { newId } from "./ids.js";
@@ -11,11 +11,21 @@ import { findNetwork, poolsOf, viewOf } from "./lookup.js";
 
 const BRIDGE_ALIAS_PREFIX = "trellis:";
 
+/** What NetworkManager needs from the overlay driver (lib/overlay/manager.ts). */
+export interface OverlayDriverHooks {
+  create(input: CreateNetworkInput): Promise<NetworkView>;
+  /** removes it cluster-wide; refused while any host has endpoints on it */
+  remove(net: NetworkRecord): Promise<void>;
+}
+
 const familyOfConfig = (c: IpamConfigInput): Family => (c.subnet?.includes(":") ? 6 : 4);
 
 export class NetworkManager {
   /** ifindex of each network's bridge, refreshed when a bridge is (re)created */
   private readonly bridgeIndexes = new Map<string, number>();
+
+  /** Overlay networks are created and removed cluster-wide by the overlay manager (when clustered). */
+  overlay: OverlayDriverHooks | undefined;
 
   constructor(private readonly ctx: DaemonContext) {}
 
@@ -29,8 +39,16 @@ export class NetworkManager {
 
   async create(input: CreateNetworkInput): Promise<NetworkView> {
     const { store } = this.ctx;
+    if (input.driver === "overlay") {
+      if (!this.overlay) {
+        throw invalid("overlay networks need a cluster: start trellisd with --advertise-addr (and --join)");
+      }
+      if (store.findNetworkByName(input.name))
+        throw conflict(`network with name ${input.name} already exists`);
+      return this.overlay.create(input);
+    }
     if (input.driver !== "bridge")
-      throw invalid(`unknown network driver "${input.driver}" (supported: bridge)`);
+      throw invalid(`unknown network driver "${input.driver}" (supported: bridge, overlay)`);
     if (input.ipamDriver !== "default") {
       throw invalid(`unknown IPAM driver "${input.ipamDriver}" (supported: default)`);
     }
@@ -114,6 +132,35 @@ export class NetworkManager {
     return this.program(net);
   }
 
+  /**
+   * Records a network whose definition came from elsewhere (an overlay network announced by the
+   * cluster) with its one pool, and programs it. Idempotent.
+   */
+  async materialize(rec: NetworkRecord, pool: { subnet: string; gateway: string }): Promise<void> {
+    const { store } = this.ctx;
+    if (!store.getNetwork(rec.id)) {
+      store.transaction(() => {
+        const made = this.ctx.ipam.requestPool({
+          id: `${rec.id}/v4/0`,
+          owner: rec.id,
+          family: 4,
+          subnet: pool.subnet,
+          gateway: pool.gateway,
+          seed: rec.id,
+        });
+        store.putNetwork({ ...rec, poolIds: [made.id] });
+      });
+      this.ctx.events.emit("network-created", store.getNetwork(rec.id)!);
+    }
+    await this.program(store.getNetwork(rec.id)!);
+  }
+
+  /** Forgets a network and removes its kernel objects (overlay: when the cluster deleted it). */
+  async dematerialize(net: NetworkRecord): Promise<void> {
+    await this.unprogram(net);
+    this.ctx.events.emit("network-removed", net);
+  }
+
   /** Forgets the network in one transaction, then removes its rules and bridge. */
   private async unprogram(net: NetworkRecord): Promise<void> {
     const { store } = this.ctx;
@@ -130,6 +177,10 @@ export class NetworkManager {
 
   async remove(ref: string): Promise<void> {
     const net = findNetwork(this.ctx.store, ref);
+    if (net.driver === "overlay" && this.overlay) {
+      await this.overlay.remove(net);
+      return;
+    }
     const endpoints = this.ctx.store.listEndpoints(net.id);
     if (endpoints.length > 0) {
       const names = endpoints.map((e) => e.name).join(", ");
@@ -146,7 +197,13 @@ export class NetworkManager {
     const removed: string[] = [];
     for (const net of this.ctx.store.listNetworks()) {
       if (this.ctx.store.countEndpoints(net.id) > 0) continue;
-      await this.remove(net.id);
+      try {
+        await this.remove(net.id);
+      } catch (err) {
+        // an overlay network in use on another host is not unused
+        if (net.driver === "overlay" && err instanceof TrellisError && err.code === "FORBIDDEN") continue;
+        throw err;
+      }
       removed.push(net.name);
     }
     return removed;

@@ -48,7 +48,7 @@ export interface NetworkRecord {
   /** 64 lower-case hex characters */
   id: string;
   name: string;
-  driver: "bridge";
+  driver: "bridge" | "overlay";
   /** RFC 3339 */
   created: string;
   internal: boolean;
@@ -59,6 +59,15 @@ export interface NetworkRecord {
   /** ids of this network's pools, IPv4 first */
   poolIds: string[];
   bridge: BridgeOptions;
+  /** overlay networks only: the cluster-wide identity of the network's VXLAN segment */
+  overlay?: OverlayOptions;
+}
+
+export interface OverlayOptions {
+  /** VXLAN network identifier, the same on every host */
+  vni: number;
+  /** host bits per address block (a host hands out addresses only from blocks it owns) */
+  blockBits: number;
 }
 
 export type Protocol = "tcp" | "udp";
