@@ -23,6 +23,7 @@ test("no flags: the documented defaults", (t) => {
       socket: "/run/trellis/trellis.sock",
       logLevel: "info",
       sweepIntervalMs: 5000,
+      cluster: { gossipPort: 7946, join: [], gossipProfile: "default" },
     },
   });
 });
@@ -35,7 +36,13 @@ test("the defaults object is not shared with the parsed config", (t) => {
 });
 
 test("--flag value and --flag=value set the same fields", (t) => {
-  const want = { stateDir: "/tmp/s", socket: "/tmp/t.sock", logLevel: "debug", sweepIntervalMs: 0 };
+  const want = {
+    stateDir: "/tmp/s",
+    socket: "/tmp/t.sock",
+    logLevel: "debug",
+    sweepIntervalMs: 0,
+    cluster: { gossipPort: 7946, join: [], gossipProfile: "default" },
+  };
   t.deepEqual(
     config([
       "--state-dir",
@@ -133,4 +140,33 @@ test("the usage text names every flag and its default", (t) => {
   ]) {
     t.true(USAGE.includes(s), s);
   }
+});
+
+test("cluster flags: advertise address, seeds, port, key file, node name, profile; bad values refused", (t) => {
+  t.deepEqual(
+    config([
+      "--advertise-addr",
+      "10.99.0.1",
+      "--join",
+      "10.99.0.2,10.99.0.3:7000",
+      "--gossip-port=7000",
+      "--gossip-key",
+      "/etc/trellis/key",
+      "--node-name",
+      "h1",
+      "--gossip-profile",
+      "test",
+    ]).cluster,
+    {
+      advertiseAddr: "10.99.0.1",
+      join: ["10.99.0.2", "10.99.0.3:7000"],
+      gossipPort: 7000,
+      gossipKeyFile: "/etc/trellis/key",
+      nodeName: "h1",
+      gossipProfile: "test",
+    },
+  );
+  t.throws(() => parseDaemonArgs(["--advertise-addr", "not-an-ip"]), { message: /--advertise-addr "not-an-ip"/ });
+  t.throws(() => parseDaemonArgs(["--gossip-port", "70000"]), { message: /--gossip-port "70000"/ });
+  t.throws(() => parseDaemonArgs(["--gossip-profile", "fast"]), { message: /--gossip-profile "fast"/ });
 });
