@@ -140,3 +140,15 @@ test.serial("the TCP transport refuses a frame larger than the cap before buffer
   t.true(closed, "the server closed the connection");
   t.is(accepted, 1);
 });
+
+test.serial("listening on a port already in use fails with a clear error", async (t) => {
+  const first = new UdpTcpTransport();
+  const second = new UdpTcpTransport();
+  t.teardown(async () => {
+    await first.close();
+    await second.close();
+  });
+  const opts = { bindAddr: LOOPBACK, port: 0, advertiseAddr: LOOPBACK, maxFrameBytes: 1024 };
+  const { port } = await first.listen(opts);
+  await t.throwsAsync(second.listen({ ...opts, port }), { message: /cannot bind UDP 127\.0\.0\.1:\d+/ });
+});

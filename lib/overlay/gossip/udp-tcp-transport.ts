@@ -15,39 +15,39 @@ export class UdpTcpTransport implements Transport {
   private packetHandler: ((bytes: Uint8Array, from: string) => void) | undefined;
   private streamHandler: ((stream: Stream) => void) | undefined;
   private readonly streams = new Set<SocketStream>();
+  /** Connections still being set up, so close() can abort them. */
+  private readonly connecting = new Set<Socket>();
   private maxFrame = 0;
   /** Send failures (EHOSTUNREACH, buffer full); the protocol tolerates loss, we only count. */
   sendErrors = 0;
 
   async listen(options: ListenOptions): Promise<{ port: number }> {
     this.maxFrame = options.maxFrameBytes;
-    const udp = createSocket({ type: isIPv6(options.bindAddr) ? "udp6" : "udp4", reuseAddr: false });
+    // With port 0 the kernel picks a free UDP port, which may be taken on TCP: try a few.
+    const attempts = options.port === 0 ? 5 : 1;
+    for (let i = 1; ; i++) {
+      try {
+        return await this.bindBoth(options.bindAddr, options.port);
+      } catch (err) {
+        if (i >= attempts) throw err;
+      }
+    }
+  }
+
+  private async bindBoth(bindAddr: string, wanted: number): Promise<{ port: number }> {
+    const udp = await bindUdp(bindAddr, wanted);
     udp.on("message", (msg, rinfo) => this.packetHandler?.(msg, formatAddress(rinfo.address, rinfo.port)));
     udp.on("error", () => {
       this.sendErrors++;
     });
-    await new Promise<void>((resolve, reject) => {
-      udp.once("error", reject);
-      udp.bind({ address: options.bindAddr, port: options.port, exclusive: true }, () => {
-        udp.off("error", reject);
-        resolve();
-      });
-    });
-    this.udp = udp;
     const port = udp.address().port;
-    const tcp = createServer((socket) => this.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", reject);
-      tcp.listen({ host: options.bindAddr, port, exclusive: true }, () => {
-        tcp.off("error", reject);
-        resolve();
-      });
-    }).catch(async (err: unknown) => {
+    try {
+      this.tcp = await listenTcp(bindAddr, port, (socket) => this.accept(socket));
+    } catch (err) {
       udp.close();
-      this.udp = undefined;
-      throw new GossipError(`gossip: cannot listen on TCP ${options.bindAddr}:${port}`, { cause: err });
-    });
-    this.tcp = tcp;
+      throw err;
+    }
+    this.udp = udp;
     return { port };
   }
 
@@ -76,22 +76,29 @@ export class UdpTcpTransport implements Transport {
     const { host, port } = parseAddress(addr);
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new GossipError(`connect ${addr}: timed out`));
-      }, timeoutMs);
-      socket.once("error", (err) => {
+      this.connecting.add(socket);
+      const fail = (err: GossipError): void => {
         clearTimeout(timer);
-        reject(new GossipError(`connect ${addr}: ${err.message}`, { cause: err }));
-      });
+        this.connecting.delete(socket);
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new GossipError(`connect ${addr}: timed out`)), timeoutMs);
+      socket.once("error", (err) => fail(new GossipError(`connect ${addr}: ${err.message}`, { cause: err })));
+      socket.once("close", () => fail(new GossipError(`connect ${addr}: closed`)));
       socket.once("connect", () => {
         clearTimeout(timer);
+        this.connecting.delete(socket);
+        socket.removeAllListeners("close");
+        socket.removeAllListeners("error");
         resolve(this.track(new SocketStream(socket, addr, this.maxFrame)));
       });
     });
   }
 
   async close(): Promise<void> {
+    for (const socket of this.connecting) socket.destroy();
+    this.connecting.clear();
     for (const s of this.streams) s.close();
     this.streams.clear();
     const udp = this.udp;
@@ -114,6 +121,38 @@ export class UdpTcpTransport implements Transport {
     s.onClose = () => this.streams.delete(s);
     return s;
   }
+}
+
+function bindUdp(bindAddr: string, port: number): Promise<UdpSocket> {
+  const udp = createSocket({ type: isIPv6(bindAddr) ? "udp6" : "udp4" });
+  return new Promise((resolve, reject) => {
+    udp.once("error", (err) => {
+      udp.close();
+      reject(new GossipError(`gossip: cannot bind UDP ${bindAddr}:${port}: ${err.message}`, { cause: err }));
+    });
+    udp.bind({ address: bindAddr, port, exclusive: true }, () => {
+      udp.removeAllListeners("error");
+      resolve(udp);
+    });
+  });
+}
+
+function listenTcp(bindAddr: string, port: number, onConnection: (socket: Socket) => void): Promise<Server> {
+  const tcp = createServer(onConnection);
+  return new Promise((resolve, reject) => {
+    tcp.once("error", (err) => {
+      tcp.close();
+      reject(
+        new GossipError(`gossip: cannot listen on TCP ${bindAddr}:${port}: ${err.message}`, { cause: err }),
+      );
+    });
+    tcp.listen({ host: bindAddr, port, exclusive: true }, () => {
+      tcp.removeAllListeners("error");
+      // Errors after listening (EMFILE on accept) do not stop the server; an unhandled one would crash.
+      tcp.on("error", () => {});
+      resolve(tcp);
+    });
+  });
 }
 
 /** Length-prefixed frames over a TCP socket. */
