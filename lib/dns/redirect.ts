@@ -1,9 +1,9 @@
 /**
  * Why the listeners are not bound to 127.0.0.11:53 itself: a socket bound to 127.0.0.11:53 makes a
  * container's own server on 0.0.0.0:53 (a DNS server in a container, a published port 53) fail with
- * EADDRINUSE. So, like Docker, the listeners bind ephemeral ports on 127.0.0.11 and a NAT rule in the
- * container's own namespace sends 127.0.0.11:53 there: trellis's table `ip trellis_dns`, replaced in
- * one nft transaction per change. Operations on one container run in order, so a removal queued by
+ * EADDRINUSE. So, like Docker, the listeners bind ephemeral ports on 127.0.0.11 and a rule in the
+ * container's own namespace sends 127.0.0.11:53 there (and the replies back from 53): trellis's
+ * table `ip trellis_dns`, replaced in one nft transaction per change. Operations on one container run in order, so a removal queued by
  * a disconnect can never undo the redirect of a reconnect that follows it.
  */
 import type { Logger } from "pino";
@@ -18,17 +18,23 @@ export interface RedirectPorts {
   tcp: number;
 }
 
-/** The nft transaction that (re)creates the redirect: declare, delete, define, so it works whether
- * or not the table exists, and replaces the ports of an earlier daemon atomically. */
+/**
+ * The nft transaction that (re)creates the redirect: declare, delete, define, so it works whether
+ * or not the table exists, and replaces the ports of an earlier daemon atomically. The rewrite is
+ * stateless (notrack, port set both ways): no conntrack entry per query, which NAT would cost on
+ * every packet; both directions are locally generated on lo, so the output hook sees them all.
+ */
 export function redirectScript(address: string, port: number, to: RedirectPorts): string {
   return [
     `table ip ${REDIRECT_TABLE}`,
     `delete table ip ${REDIRECT_TABLE}`,
     `table ip ${REDIRECT_TABLE} {`,
     "  chain output {",
-    "    type nat hook output priority -100; policy accept;",
-    `    ip daddr ${address} udp dport ${port} dnat to ${address}:${to.udp}`,
-    `    ip daddr ${address} tcp dport ${port} dnat to ${address}:${to.tcp}`,
+    "    type filter hook output priority raw; policy accept;",
+    `    ip daddr ${address} udp dport ${port} notrack udp dport set ${to.udp}`,
+    `    ip saddr ${address} udp sport ${to.udp} notrack udp sport set ${port}`,
+    `    ip daddr ${address} tcp dport ${port} notrack tcp dport set ${to.tcp}`,
+    `    ip saddr ${address} tcp sport ${to.tcp} notrack tcp sport set ${port}`,
     "  }",
     "}",
     "",

@@ -87,7 +87,7 @@ test("a container keeps port 53 for itself: 127.0.0.11:53 is redirected inside i
   ]);
   t.is(viaOwn.stdout.trim(), "192.0.2.1", "the container's server answers on its address");
   const rules = await lab.exec(srv, ["nft", "list", "table", "ip", "trellis_dns"]);
-  t.regex(rules.stdout, /ip daddr 127\.0\.0\.11 udp dport 53 dnat to 127\.0\.0\.11:\d+/);
+  t.regex(rules.stdout, /ip daddr 127\.0\.0\.11 udp dport 53 notrack udp dport set \d+/);
   await d.cli(["network", "disconnect", "net1", srv]);
   await waitFor(
     async () =>

@@ -11,9 +11,11 @@ test("redirectScript: declare, delete, define: one transaction that works with o
 delete table ip trellis_dns
 table ip trellis_dns {
   chain output {
-    type nat hook output priority -100; policy accept;
-    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:40001
-    ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:40002
+    type filter hook output priority raw; policy accept;
+    ip daddr 127.0.0.11 udp dport 53 notrack udp dport set 40001
+    ip saddr 127.0.0.11 udp sport 40001 notrack udp sport set 53
+    ip daddr 127.0.0.11 tcp dport 53 notrack tcp dport set 40002
+    ip saddr 127.0.0.11 tcp sport 40002 notrack tcp sport set 53
   }
 }
 `,
@@ -26,7 +28,7 @@ test("changes to one container run in order; a failed removal is swallowed; sett
   let release: () => void = () => {};
   const kernel = {
     nftApply: (script: string) => {
-      const what = script.includes("dnat") ? "apply" : "remove";
+      const what = script.includes("dport set") ? "apply" : "remove";
       log.push(`start ${what}`);
       if (what === "apply" && log.length === 1) {
         return new Promise<void>((res) => {
