@@ -15,12 +15,13 @@ import { encodeMessage, framedSize } from "./codec.js";
 import { type GossipConfig, type GossipOptions, resolveConfig } from "./config.js";
 import { Emitter } from "./emitter.js";
 import { GossipError } from "./errors.js";
+import { Inbound } from "./inbound.js";
 import type { Keyring } from "./keyring.js";
 import type { GossipLogger } from "./log.js";
 import { isUp, type Member, Membership } from "./members.js";
-import type { Envelope, MemberState, Message, WireRecord } from "./messages.js";
+import type { MemberState, Message, WireRecord } from "./messages.js";
 import { Prober } from "./prober.js";
-import { pushPull, servePushPull } from "./push-pull.js";
+import { pushPull } from "./push-pull.js";
 import { pickRandom, type Random } from "./random.js";
 import { emptyStats, type GossipStats } from "./stats.js";
 import { ReplicatedTable } from "./table.js";
@@ -48,6 +49,7 @@ export class GossipNode {
   private readonly membership: Membership;
   private readonly wire: Wire;
   private readonly prober: Prober;
+  private readonly inbound: Inbound;
   private readonly timers = new Set<Timer>();
   private seeds: string[] = [];
   private phase: "new" | "running" | "stopped" = "new";
@@ -84,6 +86,18 @@ export class GossipNode {
       sendPacket: (addr, messages) => this.wire.sendPacket(addr, messages),
       streamPing: (addr, target, ms) => this.streamPing(addr, target, ms),
     });
+    this.inbound = new Inbound({
+      config: this.config,
+      log,
+      wire: this.wire,
+      membership: this.membership,
+      table: this.table,
+      prober: this.prober,
+      stats: this.counters,
+      sync: () => this.syncHost(),
+      running: () => this.phase === "running",
+      enqueueRecord: (rec) => this.enqueueRecord(rec),
+    });
   }
 
   // ------------------------------------------------------------------------------ lifecycle
@@ -91,8 +105,8 @@ export class GossipNode {
   /** Binds the transport and starts the timers. The node is then a cluster of one. */
   async start(): Promise<void> {
     if (this.phase !== "new") throw new GossipError("gossip: start() may be called once");
-    this.transport.onPacket((bytes, from) => this.onPacket(bytes, from));
-    this.transport.onStream((stream) => void this.onStream(stream));
+    this.transport.onPacket((bytes, from) => this.inbound.onPacket(bytes, from));
+    this.transport.onStream((stream) => void this.inbound.onStream(stream));
     const { port } = await this.transport.listen({
       bindAddr: this.config.bindAddr,
       port: this.config.port,
@@ -262,78 +276,6 @@ export class GossipNode {
         this.counters.pushPullsFailed++;
         this.log.debug({ peer: addr, err: String(err) }, "gossip: push-pull failed");
       });
-  }
-
-  // ------------------------------------------------------------------------------- receiving
-
-  private onPacket(bytes: Uint8Array, from: string): void {
-    if (this.phase !== "running") return;
-    try {
-      const env = this.wire.openPacket(bytes);
-      if (env) this.dispatch(env, from);
-    } catch (err) {
-      // Only a bug gets here (hostile input is a counted decode error); never take the daemon down.
-      this.log.error({ err, peer: from }, "gossip: packet handling failed");
-    }
-  }
-
-  private dispatch(env: Envelope, from: string): void {
-    if (env.from === this.config.name) return;
-    this.membership.touch(env.from);
-    for (const msg of env.messages) this.handle(msg, from);
-  }
-
-  private handle(msg: Message, from: string): void {
-    switch (msg.type) {
-      case "ping":
-        this.prober.handlePing(msg, from);
-        break;
-      case "indirect-ping":
-        void this.prober.handleIndirect(msg, from);
-        break;
-      case "ack":
-        this.prober.handleAck(msg);
-        break;
-      case "nack":
-        this.prober.handleNack(msg);
-        break;
-      case "alive":
-        this.membership.handleAlive(msg);
-        break;
-      case "suspect":
-        this.membership.handleSuspect(msg);
-        break;
-      case "dead":
-        this.membership.handleDead(msg);
-        break;
-      case "entry":
-        // Pass on what was news here: every node that learns an update spreads it (epidemic).
-        if (this.table.merge(msg.record)) this.enqueueRecord(msg.record);
-        break;
-      case "push-pull":
-        break; // only meaningful on a stream
-    }
-  }
-
-  private async onStream(stream: Stream): Promise<void> {
-    this.counters.streamsAccepted++;
-    try {
-      if (this.phase !== "running") return;
-      const env = await this.wire.readFrame(stream, this.config.tcpTimeout);
-      if (env.from === this.config.name) return;
-      this.membership.touch(env.from);
-      if (env.messages.some((m) => m.type === "push-pull"))
-        return await servePushPull(this.syncHost(), stream, env);
-      const ping = env.messages.find((m) => m.type === "ping");
-      if (ping?.type === "ping" && ping.target === this.config.name) {
-        await this.wire.writeFrame(stream, [{ type: "ack", seq: ping.seq }]);
-      }
-      this.dispatch({ ...env, messages: env.messages.filter((m) => m.type !== "ping") }, stream.remote);
-    } catch (err) {
-      this.log.debug({ peer: stream.remote, err: String(err) }, "gossip: inbound stream failed");
-    } finally {
-      stream.close();
-    }
   }
 
   // ------------------------------------------------------------------------------- sending
