@@ -32,6 +32,12 @@ import { VxlanProgrammer } from "./vxlan-programmer.js";
 const BLOCK_WAIT_MS = 5000;
 /** Periodic comparison of kernel FDB/neighbour entries with the table. */
 const AUDIT_INTERVAL_MS = 10_000;
+/**
+ * Endpoints of a host declared dead stay programmed this long: a daemon restart (upgrade, crash)
+ * that outlasts failure detection must not flap every other host's data plane. Entries of a host
+ * that left gracefully, or that its host deleted, go at once.
+ */
+const DEAD_HOLD_DOWN_MS = 5000;
 
 export class OverlayManager implements OverlayDriverHooks {
   readonly blocks: AddressBlocks;
@@ -40,6 +46,10 @@ export class OverlayManager implements OverlayDriverHooks {
   private readonly pendingSync = new Map<string, Promise<void>>();
   private readonly inflight = new Map<string, number>();
   private readonly lock = new KeyedLock();
+  /** what each network's last sync programmed, by endpoint id */
+  private readonly programmed = new Map<string, Map<string, RemoteEndpoint>>();
+  /** endpoints of dead hosts still programmed until `until` (see DEAD_HOLD_DOWN_MS) */
+  private readonly held = new Map<string, Map<string, { remote: RemoteEndpoint; until: number }>>();
   private auditTimer: NodeJS.Timeout | undefined;
   /** FDB/neighbour entries the audit found missing or wrong and put right */
   repairs = 0;
@@ -279,8 +289,23 @@ export class OverlayManager implements OverlayDriverHooks {
 
   private onTableChange(ev: TableEntry): void {
     if (ev.keyspace === NET_KEYSPACE) void this.onNetworkEntry(ev);
-    else if (ev.keyspace.startsWith("ep:")) this.scheduleSync(ev.keyspace.slice(3));
+    else if (ev.keyspace.startsWith("ep:")) this.onEndpointEntry(ev);
     else if (ev.keyspace.startsWith("ipam:")) this.stepBlocks(ev.keyspace.slice(5));
+  }
+
+  private onEndpointEntry(ev: TableEntry): void {
+    const networkId = ev.keyspace.slice(3);
+    const state = this.cluster.stateOf(ev.owner);
+    const last = this.programmed.get(networkId)?.get(ev.key);
+    if (ev.deleted && last && (state === "dead" || state === "suspect")) {
+      const held = this.held.get(networkId) ?? new Map();
+      held.set(ev.key, { remote: last, until: Date.now() + DEAD_HOLD_DOWN_MS });
+      this.held.set(networkId, held);
+      setTimeout(() => this.scheduleSync(networkId), DEAD_HOLD_DOWN_MS + 10).unref();
+    } else {
+      this.held.get(networkId)?.delete(ev.key);
+    }
+    this.scheduleSync(networkId);
   }
 
   private async onNetworkEntry(ev: TableEntry): Promise<void> {
@@ -366,6 +391,12 @@ export class OverlayManager implements OverlayDriverHooks {
       mac: r.mac,
       ...(r.ipv4 ? { ipv4: r.ipv4.split("/")[0]! } : {}),
     }));
+    const now = Date.now();
+    for (const [id, h] of this.held.get(networkId) ?? []) {
+      if (h.until <= now) this.held.get(networkId)?.delete(id);
+      else if (!remotes.some((r) => r.endpointId === id)) remotes.push(h.remote);
+    }
+    this.programmed.set(networkId, new Map(remotes.map((r) => [r.endpointId, r])));
     const desired = desiredVxlan({
       networkId,
       vni: net.overlay.vni,

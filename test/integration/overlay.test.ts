@@ -3,46 +3,10 @@
  * one host appears on all, containers on different hosts ping and talk TCP over kernel VXLAN with
  * static FDB/neighbour entries only, addresses never collide, MTU leaves room for the VXLAN header.
  */
-import test, { type ExecutionContext } from "ava";
-import { Lab, type LabDaemon, waitFor } from "../helpers/lab.js";
+import test from "ava";
+import { type LabDaemon, waitFor } from "../helpers/lab.js";
 import { fetchMarker, inspect, links, ping, startServer } from "../helpers/net.js";
-
-async function cluster(t: ExecutionContext, n = 3) {
-  const lab = await Lab.create(t);
-  const hosts = [];
-  for (let i = 1; i <= n; i++) hosts.push(await lab.addHost(`h${i}`));
-  const daemons: LabDaemon[] = [];
-  for (const [i, h] of hosts.entries()) {
-    const args = [
-      "--advertise-addr",
-      h.underlayIp,
-      "--gossip-profile",
-      "test",
-      "--node-name",
-      `node${i + 1}`,
-    ];
-    if (i > 0) args.push("--join", hosts[0]!.underlayIp);
-    daemons.push(await lab.startDaemon(h, { args }));
-  }
-  await waitFor(
-    async () => {
-      for (const d of daemons) {
-        const nodes = (await d.api("GET", "/trellis/nodes")).body as Array<{ State: string }>;
-        if (nodes.filter((x) => x.State === "alive").length !== n) return false;
-      }
-      return true;
-    },
-    { timeoutMs: 15_000, what: "all nodes see each other alive" },
-  );
-  return { lab, hosts, daemons };
-}
-
-async function overlayIp(d: LabDaemon, net: string, name: string): Promise<string> {
-  const body = await inspect(d, net);
-  const ep = Object.values(body.Containers).find((c) => c.Name === name);
-  if (!ep) throw new Error(`no ${name} on ${net}`);
-  return ep.IPv4Address.split("/")[0]!;
-}
+import { cluster, overlayIp } from "../helpers/overlay.js";
 
 test("an overlay network spans three hosts: cross-host ping and TCP, no duplicate addresses", async (t) => {
   const { lab, hosts, daemons } = await cluster(t);
