@@ -166,3 +166,23 @@ test("a node with the wrong gossip key is rejected; the keyed cluster works", as
     ["intruder"],
   );
 });
+
+test("20 % random packet loss on the underlay: no member is declared dead", async (t) => {
+  const { lab, hosts, daemons } = await cluster(t, 3);
+  const loss = `table inet trloss {
+  chain in { type filter hook input priority -300; policy accept; iifname "eth0" numgen random mod 100 < 20 drop; }
+}
+`;
+  for (const h of hosts) await lab.exec(h.ns, ["nft", "-f", "-"], { input: loss });
+  const states = new Set<string>();
+  const until = Date.now() + 8000;
+  while (Date.now() < until) {
+    for (const d of daemons) {
+      for (const n of (await d.api("GET", "/trellis/nodes")).body as Array<{ State: string }>) states.add(n.State);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const h of hosts) await lab.exec(h.ns, ["nft", "delete", "table", "inet", "trloss"]);
+  t.log(`member states seen under 20 % loss: ${[...states].join(", ")}`);
+  t.false(states.has("dead"), "a member was declared dead under 20 % loss");
+});
