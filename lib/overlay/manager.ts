@@ -315,7 +315,7 @@ export class OverlayManager implements OverlayDriverHooks {
       return;
     }
     const local = this.ctx.store.findNetworkByName(ev.key);
-    if (!local || local.driver !== "overlay") return;
+    if (local?.driver !== "overlay") return;
     const ownerState = this.cluster.stateOf(ev.owner);
     if (ownerState === "alive") {
       // a real delete by a live member

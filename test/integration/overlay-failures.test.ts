@@ -178,7 +178,8 @@ test("20 % random packet loss on the underlay: no member is declared dead", asyn
   const until = Date.now() + 8000;
   while (Date.now() < until) {
     for (const d of daemons) {
-      for (const n of (await d.api("GET", "/trellis/nodes")).body as Array<{ State: string }>) states.add(n.State);
+      for (const n of (await d.api("GET", "/trellis/nodes")).body as Array<{ State: string }>)
+        states.add(n.State);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

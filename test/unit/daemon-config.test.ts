@@ -166,7 +166,9 @@ test("cluster flags: advertise address, seeds, port, key file, node name, profil
       gossipProfile: "test",
     },
   );
-  t.throws(() => parseDaemonArgs(["--advertise-addr", "not-an-ip"]), { message: /--advertise-addr "not-an-ip"/ });
+  t.throws(() => parseDaemonArgs(["--advertise-addr", "not-an-ip"]), {
+    message: /--advertise-addr "not-an-ip"/,
+  });
   t.throws(() => parseDaemonArgs(["--gossip-port", "70000"]), { message: /--gossip-port "70000"/ });
   t.throws(() => parseDaemonArgs(["--gossip-profile", "fast"]), { message: /--gossip-profile "fast"/ });
 });
