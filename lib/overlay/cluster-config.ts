@@ -39,8 +39,7 @@ function ipv4(flag: string, raw: string): string {
 export function parseSeed(raw: string, defaultPort: number): string {
   const m = /^([^:]+)(?::(\d+))?$/.exec(raw.trim());
   const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
-  if (!m?.[1] || port < 1 || port > 65535)
-    throw invalid(`invalid cluster address "${raw}": use HOST[:PORT]`);
+  if (!m?.[1] || port < 1 || port > 65535) throw invalid(`invalid cluster address "${raw}": use HOST[:PORT]`);
   return `${m[1]}:${port}`;
 }
 
