@@ -23,8 +23,17 @@ export class DockerUserChain {
     private readonly log: Logger,
   ) {}
 
+  private running: Promise<void> = Promise.resolve();
+
   /** Makes trellis's rules in DOCKER-USER exactly one pair per bridge, in both families. */
-  async sync(bridges: string[]): Promise<void> {
+  sync(bridges: string[]): Promise<void> {
+    // One at a time: two overlapping runs would both see a rule missing and both insert it.
+    const next = this.running.then(() => this.syncNow(bridges));
+    this.running = next.catch(() => undefined);
+    return next;
+  }
+
+  private async syncNow(bridges: string[]): Promise<void> {
     for (const family of [4, 6] as const) {
       const listed = await this.kernel.iptables(family, ["-S", CHAIN]);
       if (listed.code !== 0) continue; // no Docker engine (or no iptables) in this namespace
@@ -34,10 +43,12 @@ export class DockerUserChain {
         .map((l) => l.split(/\s+/).slice(2));
       const wanted = bridges.flatMap((b) => [ruleArgs("-i", b), ruleArgs("-o", b)]);
       const key = (args: string[]) => `${args[0]} ${args[1]}`;
-      const have = new Set(ours.map(key));
+      const have = new Set<string>();
       const want = new Set(wanted.map(key));
       for (const args of ours) {
-        if (!want.has(key(args))) await this.run(family, ["-D", CHAIN, ...args]);
+        // unwanted, or a duplicate (left by an older trellis or by hand): delete
+        if (!want.has(key(args)) || have.has(key(args))) await this.run(family, ["-D", CHAIN, ...args]);
+        have.add(key(args));
       }
       for (const args of wanted) {
         if (!have.has(key(args))) await this.run(family, ["-I", CHAIN, ...args]);
