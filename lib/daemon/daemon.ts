@@ -135,6 +135,20 @@ export class Daemon {
     this.cluster = await Cluster.start(this.config.cluster, this.ctx.store, this.ctx.log);
     if (this.cluster) {
       this.overlay = new OverlayManager(this.ctx, this.networks, this.cluster);
+      const records = this.dns.records;
+      // Names of endpoints on other hosts resolve in the embedded DNS of every host.
+      this.overlay.remoteListener = {
+        appeared: (id, e) =>
+          records.add({
+            id,
+            networkId: e.networkId,
+            containerId: `remote:${e.node}:${e.containerId}`,
+            name: e.name,
+            aliases: e.aliases,
+            ...(e.ipv4 ? { ipv4: e.ipv4.split("/")[0]! } : {}),
+          }),
+        gone: (id) => void records.remove(id),
+      };
       this.networks.overlay = this.overlay;
       this.endpoints.overlay = this.overlay;
       await this.overlay.start();

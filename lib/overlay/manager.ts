@@ -53,6 +53,8 @@ export class OverlayManager implements OverlayDriverHooks {
   private auditTimer: NodeJS.Timeout | undefined;
   /** FDB/neighbour entries the audit found missing or wrong and put right */
   repairs = 0;
+  /** told about every other host's endpoint as it appears and goes (the embedded DNS listens) */
+  remoteListener: RemoteEndpointListener | undefined;
 
   constructor(
     private readonly ctx: DaemonContext,
@@ -87,6 +89,10 @@ export class OverlayManager implements OverlayDriverHooks {
     for (const e of this.table.entries(NET_KEYSPACE)) {
       const spec = readNetworkSpec(e);
       if (spec) await this.applySpec(spec).catch((err) => this.warn(spec.id, err, "materialise overlay"));
+    }
+    for (const net of this.ctx.store.listNetworks()) {
+      if (net.driver !== "overlay") continue;
+      for (const r of this.remoteEndpoints(net.id)) this.remoteListener?.appeared(r.id, r);
     }
     this.auditTimer = setInterval(() => void this.audit(), AUDIT_INTERVAL_MS);
     this.auditTimer.unref();
@@ -295,6 +301,11 @@ export class OverlayManager implements OverlayDriverHooks {
 
   private onEndpointEntry(ev: TableEntry): void {
     const networkId = ev.keyspace.slice(3);
+    if (ev.owner !== this.cluster.self && this.remoteListener) {
+      const entry = readEndpoint(ev);
+      if (entry) this.remoteListener.appeared(ev.key, entry);
+      else this.remoteListener.gone(ev.key);
+    }
     const state = this.cluster.stateOf(ev.owner);
     const last = this.programmed.get(networkId)?.get(ev.key);
     if (ev.deleted && last && (state === "dead" || state === "suspect")) {
@@ -491,6 +502,11 @@ export class OverlayManager implements OverlayDriverHooks {
       throw exhausted(`no free address left in this host's blocks of network ${net.name}`);
     return address;
   }
+}
+
+export interface RemoteEndpointListener {
+  appeared(endpointId: string, entry: OverlayEndpointEntry): void;
+  gone(endpointId: string): void;
 }
 
 export interface OverlayDebug {

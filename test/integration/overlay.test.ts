@@ -23,7 +23,7 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
     t.is(net.Id, id);
     t.is(net.Driver, "overlay");
   }
-  const cs = [];
+  const cs: string[] = [];
   for (const [i, d] of daemons.entries()) {
     const c = await lab.addContainer(`c${i + 1}`);
     await d.cli(["network", "connect", "ov1", c]);
@@ -44,6 +44,17 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
       if (i !== j) t.true(await ping(lab, cs[i]!, ips[j]!), `${cs[i]} → ${ips[j]}`);
     }
   }
+  // the embedded DNS of every host resolves endpoints of every host
+  const resolve = async (from: string, name: string) => {
+    const r = await lab.exec(from, ["dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", name], {
+      allowFail: true,
+    });
+    return r.stdout.trim();
+  };
+  await waitFor(async () => (await resolve(cs[0]!, cs[2]!)) === ips[2], {
+    what: "h1 resolves h3's container",
+  });
+  t.is(await resolve(cs[1]!, cs[0]!), ips[0]!);
   await startServer(lab, cs[2]!, 8000, "over-the-overlay");
   t.is(await fetchMarker(lab, cs[0]!, ips[2]!, 8000), "over-the-overlay");
   // MTU: underlay 1500 → overlay 1450 on the container's interface; DF-marked full-size packets pass
@@ -65,6 +76,7 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
     { what: "h3's entries removed on h1" },
   );
   t.false(await ping(lab, cs[0]!, ips[2]!));
+  t.is(await resolve(cs[0]!, cs[2]!), "", "a disconnected remote endpoint no longer resolves");
   t.true(await ping(lab, cs[0]!, ips[1]!));
   void hosts;
 });
