@@ -134,7 +134,12 @@ export class Daemon {
     await this.dns.settled();
     this.cluster = await Cluster.start(this.config.cluster, this.ctx.store, this.ctx.log);
     if (this.cluster) {
-      this.overlay = new OverlayManager(this.ctx, this.networks, this.cluster);
+      this.overlay = new OverlayManager(
+        this.ctx,
+        this.networks,
+        this.cluster,
+        this.config.cluster.auditIntervalMs,
+      );
       const records = this.dns.records;
       // Names of endpoints on other hosts resolve in the embedded DNS of every host.
       this.overlay.remoteListener = {

@@ -19,9 +19,16 @@ export interface ClusterConfig {
   nodeName?: string;
   /** timer profile: "default" (LAN timers), "lan" or "test" (fast timers for labs and tests) */
   gossipProfile: GossipProfileName;
+  /** ms between audits of the kernel's VXLAN FDB/neighbour entries against the table; 0 = never */
+  auditIntervalMs: number;
 }
 
-export const CLUSTER_DEFAULTS: ClusterConfig = { gossipPort: 7946, join: [], gossipProfile: "default" };
+export const CLUSTER_DEFAULTS: ClusterConfig = {
+  gossipPort: 7946,
+  join: [],
+  gossipProfile: "default",
+  auditIntervalMs: 10_000,
+};
 
 export const CLUSTER_USAGE = `  --advertise-addr IP          this host's underlay address (VXLAN VTEP, gossip); needed for overlay networks
   --join HOST[:PORT],...       cluster members to join at start (gossip port default 7946)
@@ -29,7 +36,8 @@ export const CLUSTER_USAGE = `  --advertise-addr IP          this host's underla
   --gossip-bind IP             address the gossip sockets bind (default: the advertise address)
   --gossip-key FILE            base64 32-byte key: gossip authenticated and encrypted (AES-256-GCM)
   --node-name NAME             unique node name (default: generated once, kept in the state dir)
-  --gossip-profile P           default|lan|test timers (test: fast, for labs)`;
+  --gossip-profile P           default|lan|test timers (test: fast, for labs)
+  --overlay-audit-interval MS  compare VXLAN FDB/neighbour entries with the table and repair (default 10000, 0 = never)`;
 
 function ipv4(flag: string, raw: string): string {
   if (tryParseAddress(raw)?.family !== 4) throw invalid(`invalid ${flag} "${raw}": expected an IPv4 address`);
@@ -80,6 +88,12 @@ export function applyClusterFlag(config: ClusterConfig, flag: string, value: () 
       if (p !== "default" && p !== "lan" && p !== "test")
         throw invalid(`invalid ${flag} "${p}": default, lan or test`);
       config.gossipProfile = p;
+      return true;
+    }
+    case "--overlay-audit-interval": {
+      const raw = value();
+      if (!/^\d+$/.test(raw)) throw invalid(`invalid ${flag} "${raw}": milliseconds >= 0`);
+      config.auditIntervalMs = Number(raw);
       return true;
     }
     default:

@@ -30,8 +30,6 @@ import { VxlanProgrammer } from "./vxlan-programmer.js";
 
 /** How long a connect waits for the cluster to grant an address block. */
 const BLOCK_WAIT_MS = 5000;
-/** Periodic comparison of kernel FDB/neighbour entries with the table. */
-const AUDIT_INTERVAL_MS = 10_000;
 /**
  * Endpoints of a host declared dead stay programmed this long: a daemon restart (upgrade, crash)
  * that outlasts failure detection must not flap every other host's data plane. Entries of a host
@@ -60,6 +58,8 @@ export class OverlayManager implements OverlayDriverHooks {
     private readonly ctx: DaemonContext,
     private readonly networks: NetworkManager,
     readonly cluster: Cluster,
+    /** ms between FDB/neighbour audits; 0 disables them */
+    private readonly auditIntervalMs = 10_000,
   ) {
     this.blocks = new AddressBlocks(cluster, ctx.store);
     this.vxlan = new VxlanProgrammer(ctx.kernel);
@@ -94,8 +94,10 @@ export class OverlayManager implements OverlayDriverHooks {
       if (net.driver !== "overlay") continue;
       for (const r of this.remoteEndpoints(net.id)) this.remoteListener?.appeared(r.id, r);
     }
-    this.auditTimer = setInterval(() => void this.audit(), AUDIT_INTERVAL_MS);
-    this.auditTimer.unref();
+    if (this.auditIntervalMs > 0) {
+      this.auditTimer = setInterval(() => void this.audit(), this.auditIntervalMs);
+      this.auditTimer.unref();
+    }
   }
 
   stop(): void {

@@ -4,7 +4,7 @@
  * static FDB/neighbour entries only, addresses never collide, MTU leaves room for the VXLAN header.
  */
 import test from "ava";
-import { type LabDaemon, waitFor } from "../helpers/lab.js";
+import { Lab, type LabDaemon, waitFor } from "../helpers/lab.js";
 import { fetchMarker, inspect, links, ping, startServer } from "../helpers/net.js";
 import { cluster, overlayIp } from "../helpers/overlay.js";
 
@@ -79,4 +79,74 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
   t.is(await resolve(cs[0]!, cs[2]!), "", "a disconnected remote endpoint no longer resolves");
   t.true(await ping(lab, cs[0]!, ips[1]!));
   void hosts;
+});
+
+test("two hosts that created the same overlay name apart converge on one network when they meet", async (t) => {
+  // Two single-host clusters each create "twin" (the widest possible race), then join.
+  const lab = await Lab.create(t);
+  const h1 = await lab.addHost("h1");
+  const h2 = await lab.addHost("h2");
+  const opts = (h: { underlayIp: string }, name: string) => ({
+    args: ["--advertise-addr", h.underlayIp, "--gossip-profile", "test", "--node-name", name],
+  });
+  const d1 = await lab.startDaemon(h1, opts(h1, "node1"));
+  const d2 = await lab.startDaemon(h2, opts(h2, "node2"));
+  await d1.cli(["network", "create", "-d", "overlay", "--subnet", "10.141.0.0/24", "twin"]);
+  await d2.cli(["network", "create", "-d", "overlay", "--subnet", "10.142.0.0/24", "twin"]);
+  const joined = await d2.cli(["cluster", "join", h1.underlayIp]);
+  t.regex(joined.stdout, /joined: 1 of 1/);
+  const twin = async (d: LabDaemon) => {
+    const r = await d.api("GET", "/networks/twin");
+    return r.status === 200
+      ? (r.body as { Id: string; IPAM: { Config: Array<{ Subnet: string }> } })
+      : undefined;
+  };
+  await waitFor(
+    async () => {
+      const [a, b] = [await twin(d1), await twin(d2)];
+      return a !== undefined && a.Id === b?.Id;
+    },
+    { timeoutMs: 15_000, what: "one twin network on both hosts" },
+  );
+  const [a, b] = [await twin(d1), await twin(d2)];
+  t.deepEqual(a?.IPAM.Config, b?.IPAM.Config, "same subnet too");
+  for (const d of [d1, d2]) {
+    const all = (await d.api("GET", "/networks")).body as Array<{ Name: string }>;
+    t.is(all.filter((n) => n.Name === "twin").length, 1);
+  }
+  t.true(["10.141.0.0/24", "10.142.0.0/24"].includes(a!.IPAM.Config[0]!.Subnet));
+});
+
+test("the periodic audit repairs FDB and neighbour entries removed behind trellis's back", async (t) => {
+  const { lab, hosts, daemons } = await cluster(t, 2, ["--overlay-audit-interval", "300"]);
+  const [d1, d2] = daemons as [LabDaemon, LabDaemon];
+  await d1.cli(["network", "create", "-d", "overlay", "--subnet", "10.143.0.0/24", "aud"]);
+  await waitFor(async () => (await d2.api("GET", "/networks/aud")).status === 200, {
+    what: "aud replicated",
+  });
+  const c1 = await lab.addContainer("c1");
+  const c2 = await lab.addContainer("c2");
+  await d1.cli(["network", "connect", "aud", c1]);
+  await d2.cli(["network", "connect", "aud", c2]);
+  const ip2 = await overlayIp(d2, "aud", c2);
+  type Debug = {
+    Vxlan: string;
+    Fdb: Array<{ mac: string }>;
+    Neighbours: Array<{ address: string }>;
+    AuditRepairs: number;
+  };
+  const debug = async () => (await d1.api("GET", "/trellis/debug/overlay/aud")).body as Debug;
+  await waitFor(async () => (await debug()).Fdb.length === 1, { what: "h2's endpoint programmed on h1" });
+  t.true(await ping(lab, c1, ip2));
+  const before = await debug();
+  await lab.exec(hosts[0]!.ns, ["bridge", "fdb", "del", before.Fdb[0]!.mac, "dev", before.Vxlan, "self"]);
+  await lab.exec(hosts[0]!.ns, ["ip", "neigh", "del", before.Neighbours[0]!.address, "dev", before.Vxlan]);
+  await waitFor(
+    async () => {
+      const d = await debug();
+      return d.Fdb.length === 1 && d.Neighbours.length === 1 && d.AuditRepairs >= 2;
+    },
+    { timeoutMs: 10_000, what: "the audit put both entries back and counted them" },
+  );
+  t.true(await ping(lab, c1, ip2));
 });

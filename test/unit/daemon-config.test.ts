@@ -23,7 +23,7 @@ test("no flags: the documented defaults", (t) => {
       socket: "/run/trellis/trellis.sock",
       logLevel: "info",
       sweepIntervalMs: 5000,
-      cluster: { gossipPort: 7946, join: [], gossipProfile: "default" },
+      cluster: { gossipPort: 7946, join: [], gossipProfile: "default", auditIntervalMs: 10_000 },
     },
   });
 });
@@ -41,7 +41,7 @@ test("--flag value and --flag=value set the same fields", (t) => {
     socket: "/tmp/t.sock",
     logLevel: "debug",
     sweepIntervalMs: 0,
-    cluster: { gossipPort: 7946, join: [], gossipProfile: "default" },
+    cluster: { gossipPort: 7946, join: [], gossipProfile: "default", auditIntervalMs: 10_000 },
   };
   t.deepEqual(
     config([
@@ -164,6 +164,7 @@ test("cluster flags: advertise address, seeds, port, key file, node name, profil
       gossipKeyFile: "/etc/trellis/key",
       nodeName: "h1",
       gossipProfile: "test",
+      auditIntervalMs: 10_000,
     },
   );
   t.throws(() => parseDaemonArgs(["--advertise-addr", "not-an-ip"]), {
