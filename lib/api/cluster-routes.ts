@@ -3,6 +3,7 @@
  *   GET  /trellis/nodes                       members as this node sees them
  *   POST /trellis/cluster/join {"Seeds": [...]}
  *   POST /trellis/cluster/leave               graceful leave (others drop this node's endpoints)
+ *   POST /trellis/cluster/rotate-key {"Key"?}  new gossip key on every member, no restart
  *   GET  /trellis/debug/overlay/{network}     programmed FDB/neighbour entries and their table source
  */
 import { invalid } from "../common/errors.js";
@@ -24,6 +25,8 @@ export interface ClusterOperations {
   nodes(): NodeView[];
   join(seeds: string[]): Promise<number>;
   leave(): Promise<void>;
+  /** replaces the gossip key on every member; resolves with how many took part */
+  rotateKey(key?: string): Promise<number>;
   debugOverlay(networkRef: string): Promise<unknown>;
 }
 
@@ -51,6 +54,11 @@ export function clusterRoutes(router: Router, ops: () => ClusterOperations | und
     .add("POST", /^\/trellis\/cluster\/leave$/, async () => {
       await need().leave();
       return { status: 200, body: {} };
+    })
+    .add("POST", /^\/trellis\/cluster\/rotate-key$/, async (req) => {
+      const key = (req.body as { Key?: unknown } | undefined)?.Key;
+      if (key !== undefined && typeof key !== "string") throw invalid("Key must be a base64 string");
+      return { status: 200, body: { Members: await need().rotateKey(key) } };
     })
     .add("GET", /^\/trellis\/debug\/overlay\/([^/]+)$/, async (_req, [ref]) => ({
       status: 200,

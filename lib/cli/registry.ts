@@ -31,6 +31,10 @@ export const GROUPS: Readonly<Record<string, GroupEntry>> = {
         summary: "Leave the cluster gracefully",
         load: async () => (await import("./commands/cluster-leave.js")).default,
       },
+      "rotate-key": {
+        summary: "Replace the gossip key on every member, without a restart",
+        load: async () => (await import("./commands/cluster-rotate-key.js")).default,
+      },
     },
   },
   debug: {

@@ -105,6 +105,10 @@ export class Daemon {
         })),
       join: (seeds) => cluster.join(seeds),
       leave: () => cluster.leave(),
+      rotateKey: (key) => {
+        if (!cluster.rotation) throw new Error("key rotation is not available");
+        return cluster.rotation.rotate(key);
+      },
       debugOverlay: async (ref) => {
         const net = findNetwork(this.ctx.store, ref);
         return debugOverlay(overlay, net, overlay.vxlanIndex(net.id));

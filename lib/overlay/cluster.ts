@@ -21,10 +21,14 @@ import {
   testProfile,
   UdpTcpTransport,
 } from "./gossip/index.js";
+import { KeyRotation } from "./key-rotation.js";
 
 const NODE_NAME_KEY = "node-name";
 
 export class Cluster {
+  /** `trellis cluster rotate-key` */
+  rotation: KeyRotation | undefined;
+
   private constructor(
     readonly node: GossipNode,
     readonly self: string,
@@ -54,6 +58,8 @@ export class Cluster {
     );
     await node.start();
     const cluster = new Cluster(node, self, config.advertiseAddr, config, log);
+    cluster.rotation = new KeyRotation(cluster, config.gossipKeyFile, log.child({ component: "keyring" }));
+    cluster.rotation.start();
     if (config.join.length > 0) {
       // Seeds may not be up yet (a cluster started all at once): failure here is not fatal, the
       // node keeps retrying its seeds on the push-pull timer.
