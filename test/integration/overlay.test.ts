@@ -35,6 +35,14 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
   await waitFor(async () => Object.keys((await inspect(d1, "ov1")).Containers).length === 3, {
     what: "all endpoints visible on h1",
   });
+  // and every host has programmed the two others' endpoints before traffic is tested
+  for (const d of daemons) {
+    await waitFor(
+      async () =>
+        ((await d.api("GET", "/trellis/debug/overlay/ov1")).body as { Fdb: unknown[] }).Fdb.length === 2,
+      { what: `${d.host.name} programmed both remote endpoints` },
+    );
+  }
   const nodes = Object.values((await inspect(d1, "ov1")).Containers)
     .map((c) => (c as { Node?: string }).Node)
     .sort();
