@@ -63,6 +63,24 @@ test("publishing is incremental: 32 ports on connect change only that endpoint's
   t.is(await fetchMarker(lab, host.ns, host.underlayIp, 9031), "port-131");
   await d.cli(["network", "disconnect", "many", c2]);
   t.is((await mapElements(lab, host.ns, "pub4_tcp")).length, 1, "disconnect removed exactly its 32 elements");
+  // The same at the API (no CLI process start): timing is logged, never asserted.
+  const body = {
+    Container: c2,
+    Trellis: {
+      Publish: Array.from({ length: 32 }, (_, i) => ({
+        Proto: "tcp",
+        HostPort: 9100 + i,
+        ContainerPort: 100 + i,
+      })),
+    },
+  };
+  const t0 = process.hrtime.bigint();
+  t.is((await d.api("POST", "/networks/many/connect", body)).status, 200);
+  t.log(
+    `connect with 32 published ports took ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms at the API`,
+  );
+  t.is((await mapElements(lab, host.ns, "pub4_tcp")).length, 33);
+  await d.cli(["network", "disconnect", "many", c2]);
   const conflict = await d.cli(["network", "connect", "-p", "7000:71", "many", c2], { allowFail: true });
   t.is(conflict.code, 1);
   t.regex(conflict.stderr, /7000\/tcp is already published/);
