@@ -47,7 +47,7 @@ const isPort = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
 /** Throws INVALID_ARGUMENT unless `ip` is an IPv4 address written canonically (keys compare as text). */
 function checkIpv4(ip: string, what: string): void {
   const parsed = tryParseAddress(ip);
-  if (!parsed || parsed.family !== 4) throw invalid(`${what}: "${ip}" is not an IPv4 address`);
+  if (parsed?.family !== 4) throw invalid(`${what}: "${ip}" is not an IPv4 address`);
   if (formatIp(parsed) !== ip) throw invalid(`${what}: write "${ip}" as ${formatIp(parsed)}`);
 }
 
