@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # A trellis lab for humans, built only from network namespaces (nothing in the root namespace).
 #
-#   netns-lab.sh up [N]       switch + N hosts (a trellisd in each) + a client, on underlay 10.99.0.0/24
-#   netns-lab.sh status       namespaces, daemons, networks per daemon
+#   netns-lab.sh up [N]       switch + N hosts (a trellisd in each, one gossip cluster) + a client,
+#                              on underlay 10.99.0.0/24
+#   netns-lab.sh status       namespaces, daemons, cluster members and networks per daemon
 #   netns-lab.sh down [PREFIX] stop the lab's processes, delete its namespaces and its lab dir
 #                              (with PREFIX and no lab up: delete namespaces left by a crashed run)
-#   netns-lab.sh demo         up 1, a narrated bridge + published-port walk-through, then down
+#   netns-lab.sh demo         up 3, a narrated bridge + published-port + overlay walk-through, then down
 #
 # Layout (prefix = tr + 4 random hex digits, e.g. tr3f9a):
 #   PREFIX-sw      bridge br0, one veth port per host/client       (no address)
-#   PREFIX-hI      eth0 10.99.0.(10+I)/24, trellisd with its socket in the lab dir
+#   PREFIX-hI      eth0 10.99.0.(10+I)/24, trellisd with its socket in the lab dir, node name hI,
+#                  gossip on 10.99.0.(10+I):7946 (test timers); h2..hN join h1
 #   PREFIX-client  eth0 10.99.0.100/24: a machine outside the hosts
 # Lab dir: $TRELLIS_LAB_DIR (default /run/trellis-lab): state file, and per host state/, trellis.sock,
 # trellisd.log, trellisd.pid. Extra daemon flags: $TRELLIS_LAB_DAEMON_ARGS (split on spaces).
@@ -26,6 +28,8 @@ underlay=10.99.0
 client_ip="$underlay.100"
 max_hosts=50
 ready_timeout_s=15
+# Every daemon must see every host alive within this (test gossip timers: ~1 s for a few hosts).
+cluster_timeout_s=20
 lab_created=0
 
 # Filled by load_state.
@@ -40,7 +44,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 require_root() {
@@ -113,16 +117,19 @@ attach_to_switch() {
   ip -n "$ns" link set eth0 up
 }
 
+# start_daemon I: trellisd in hI, advertising its underlay address; h2..hN join h1's gossip port.
 start_daemon() {
-  local host="$1" ns="$prefix-$1" dir
+  local i="$1" host="h$1" ns="$prefix-h$1" dir
   dir="$(host_dir "$host")"
   mkdir -p "$dir/state"
+  local cluster=(--advertise-addr "$(host_ip "$i")" --node-name "$host" --gossip-profile test)
+  ((i == 1)) || cluster+=(--join "$(host_ip 1)")
   local extra=()
   read -r -a extra <<<"${TRELLIS_LAB_DAEMON_ARGS:-}"
   # setsid: its own session, so the daemon outlives this script and the terminal. In a script's
   # background job setsid does not fork, and `ip netns exec` execs: $! is trellisd's PID.
   setsid ip netns exec "$ns" "$repo/bin/trellisd" --state-dir "$dir/state" --socket "$dir/trellis.sock" \
-    ${extra[@]+"${extra[@]}"} </dev/null >>"$dir/trellisd.log" 2>&1 &
+    "${cluster[@]}" ${extra[@]+"${extra[@]}"} </dev/null >>"$dir/trellisd.log" 2>&1 &
   printf '%s\n' "$!" >"$dir/trellisd.pid"
 }
 
@@ -141,6 +148,28 @@ wait_daemon() {
       die "trellisd on $host (PID $pid) did not answer within ${ready_timeout_s}s; log: $dir/trellisd.log"
     fi
     sleep 0.1
+  done
+}
+
+# alive_count HOST: how many members HOST's daemon sees alive (empty when it does not answer).
+alive_count() {
+  "$repo/bin/trellis" --socket "$(socket_of "$1")" node ls --json 2>/dev/null |
+    jq -r '[.[] | select(.State == "alive")] | length' 2>/dev/null
+}
+
+# wait_cluster N: until every daemon sees N members alive.
+wait_cluster() {
+  local n="$1" host deadline seen
+  deadline=$((SECONDS + cluster_timeout_s))
+  for host in "${hosts[@]}"; do
+    until seen="$(alive_count "$host")" && [[ "$seen" == "$n" ]]; do
+      if ((SECONDS >= deadline)); then
+        "$repo/bin/trellis" --socket "$(socket_of "$host")" node ls >&2 || true
+        tail -n 20 "$(host_dir "$host")/trellisd.log" >&2 || true
+        die "trellisd on $host sees ${seen:-no} alive member(s), not $n, after ${cluster_timeout_s}s"
+      fi
+      sleep 0.1
+    done
   done
 }
 
@@ -173,9 +202,10 @@ cmd_up() {
   add_ns "$prefix-client"
   attach_to_switch "$prefix-client" client "$client_ip"
 
-  for host in "${hosts[@]}"; do start_daemon "$host"; done
+  for ((i = 1; i <= n; i++)); do start_daemon "$i"; done
   for host in "${hosts[@]}"; do wait_daemon "$host"; done
-  say "lab $prefix is up"
+  wait_cluster "$n"
+  say "lab $prefix is up: $n trellisd, each sees $n cluster member(s) alive"
 }
 
 # ---------------------------------------------------------------- status
@@ -199,6 +229,9 @@ cmd_status() {
     say "host $host: ns $prefix-$host, underlay $(host_ip "$i"), trellisd PID $pid $alive"
     say "  socket $dir/trellis.sock, log $dir/trellisd.log"
     if [[ "$alive" == running ]]; then
+      say "  cluster members as $host sees them:"
+      "$repo/bin/trellis" --socket "$dir/trellis.sock" node ls 2>&1 | sed 's/^/    /' || true
+      say "  networks:"
       "$repo/bin/trellis" --socket "$dir/trellis.sock" network ls 2>&1 | sed 's/^/    /' || true
     fi
   done
@@ -316,11 +349,19 @@ first_ipv4() {
 }
 
 cmd_demo() {
-  cmd_up 1
+  cmd_up 3
+  demo_bridge
+  demo_overlay
+}
+
+# The bridge part, all on h1: two containers on a bridge network, ping, a published port.
+demo_bridge() {
   local h1="$prefix-h1" c1="$prefix-c1" c2="$prefix-c2" host_ip www c2_ip
   sock="$(socket_of h1)"
   host_ip="$(host_ip 1)"
   www="$lab_dir/www"
+  say
+  say "==== Part 1: a bridge network on one host"
   say
   say "In this demo, 'trellis' is $repo/bin/trellis --socket $sock"
   say "(the trellisd of host $h1, underlay address $host_ip)."
@@ -367,6 +408,120 @@ cmd_demo() {
     ip netns exec "$c1" timeout 5 busybox wget -q -O - "http://$host_ip:8080/"
 }
 
+# trellis-hI ARGS...: the CLI against host hI's daemon (named so that the narration shows which host).
+trellis-h1() { "$repo/bin/trellis" --socket "$(socket_of h1)" "$@"; }
+trellis-h2() { "$repo/bin/trellis" --socket "$(socket_of h2)" "$@"; }
+trellis-h3() { "$repo/bin/trellis" --socket "$(socket_of h3)" "$@"; }
+
+# wait_until SECONDS CMD...: until CMD succeeds (quietly), at most SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# endpoint_nodes HOST NET: the Node of every endpoint HOST's daemon lists on NET, sorted, space-separated.
+endpoint_nodes() {
+  "$repo/bin/trellis" --socket "$(socket_of "$1")" network inspect "$2" |
+    jq -r '[.[0].Containers[].Node] | sort | join(" ")'
+}
+
+nodes_are() { [[ "$(endpoint_nodes "$1" "$2")" == "$3" ]]; }
+
+# endpoint_ip HOST NET NAME: NAME's IPv4 address on NET as HOST's daemon lists it.
+endpoint_ip() {
+  "$repo/bin/trellis" --socket "$(socket_of "$1")" network inspect "$2" |
+    jq -r --arg n "$3" '.[0].Containers[] | select(.Name == $n) | .IPv4Address | sub("/.*"; "")'
+}
+
+network_known() { "$repo/bin/trellis" --socket "$(socket_of "$1")" network inspect "$2" >/dev/null 2>&1; }
+network_gone() { ! network_known "$@"; }
+
+# The overlay part: one network across h1..h3, a container on each host, ping and TCP across hosts.
+demo_overlay() {
+  local net=ovdemo subnet=10.21.0.0/24 i j host ns www ips=() cs=()
+  www="$lab_dir/www-h3"
+  say
+  say "==== Part 2: an overlay network across three hosts"
+  say
+  say "'trellis-hI' is $repo/bin/trellis --socket $lab_dir/hI/trellis.sock: the CLI of host $prefix-hI's trellisd."
+  say "The hosts' daemons gossip on 7946 over the underlay (h2 and h3 joined h1 at start); the data"
+  say "plane is kernel VXLAN (UDP 4789) with one static FDB + neighbour entry per remote container."
+
+  step "The cluster as h1 sees it: every host's trellisd is a member, alive" trellis-h1 node ls
+  step "Create an overlay network on h1: the gossip table carries it (same ID, subnet and VNI) to h2 and h3" \
+    trellis-h1 network create -d overlay --subnet "$subnet" "$net"
+  wait_until 10 network_known h3 "$net" || true
+  check "h3 knows the network a moment later (created on h1)" "$net" trellis-h3 network ls
+  for i in 1 2 3; do
+    host="h$i"
+    ns="$prefix-$host-c"
+    cs+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    step "Make a container on $host ($ns) and connect it there: a veth to the network's bridge on $host, whose VXLAN device leads to the other hosts" \
+      "trellis-$host" network connect "$net" "$ns"
+  done
+  wait_until 10 nodes_are h2 "$net" "h1 h2 h3" || true
+  step "The network as h2 sees it: the endpoints of all three hosts, each with its Node" \
+    trellis-h2 network inspect "$net"
+  if nodes_are h2 "$net" "h1 h2 h3"; then
+    record_check PASS "h2 lists endpoints on nodes h1 h2 h3"
+  else
+    record_check FAIL "h2 lists endpoints on nodes h1 h2 h3 (got: $(endpoint_nodes h2 "$net" 2>&1))"
+  fi
+  for i in 0 1 2; do
+    ips+=("$(endpoint_ip "h$((i + 1))" "$net" "${cs[i]}")")
+  done
+  for i in 0 1 2; do
+    [[ -n "${ips[i]}" ]] || {
+      record_check FAIL "h$((i + 1))'s container has an address on $net"
+      exit 1
+    }
+  done
+  check "h1's container has MTU 1450 on eth0 (underlay 1500 - 50 for the VXLAN header)" "mtu 1450" \
+    ip -n "${cs[0]}" link show eth0
+  for i in 0 1 2; do
+    for j in 0 1 2; do
+      ((i != j)) || continue
+      check "h$((i + 1))'s container pings h$((j + 1))'s (${ips[j]}) across the underlay" " 0% packet loss" \
+        ip netns exec "${cs[i]}" ping -c 2 -i 0.2 -W 2 "${ips[j]}"
+    done
+  done
+  check "What h1 has programmed: one FDB entry (MAC -> remote VTEP) and one neighbour entry per remote container, and the gossip table entries they came from" \
+    "\"address\": \"${ips[1]}\"" trellis-h1 debug overlay "$net"
+
+  mkdir -p "$www"
+  printf 'hello from h3 over the overlay\n' >"$www/index.html"
+  printf '\n==> Start a TCP server in h3'"'"'s container on port 8000 (busybox httpd, serving %s)\n' "$www"
+  printf '$ ip netns exec %s busybox httpd -f -p 8000 -h %s &\n' "${cs[2]}" "$www"
+  ip netns exec "${cs[2]}" busybox httpd -f -p 8000 -h "$www" </dev/null >>"$lab_dir/httpd-h3.log" 2>&1 &
+  record_pid "$!" "httpd in ${cs[2]}"
+  wait_http "${cs[2]}" 127.0.0.1 8000 || {
+    record_check FAIL "httpd in h3's container starts"
+    exit 1
+  }
+  check "h1's container reaches it over TCP (${ips[2]}:8000, h1 -> VXLAN -> h3)" "hello from h3 over the overlay" \
+    ip netns exec "${cs[0]}" timeout 5 busybox wget -q -O - "http://${ips[2]}:8000/"
+  check "A full-size packet with DF set passes (1422 bytes of ICMP payload = 1450 on the overlay): no fragmentation" \
+    " 0% packet loss" ip netns exec "${cs[0]}" ping -c 1 -W 2 -M "do" -s 1422 "${ips[2]}"
+
+  for i in 1 2 3; do
+    step "Disconnect h$i's container (on h$i)" "trellis-h$i" network disconnect "$net" "${cs[i - 1]}"
+  done
+  step "Remove the network on h1" trellis-h1 network rm "$net"
+  wait_until 10 network_gone h3 "$net" || true
+  step "h3 forgets it too a moment later" trellis-h3 network ls
+  if network_gone h3 "$net"; then
+    record_check PASS "h3 no longer knows $net after its removal on h1"
+  else
+    record_check FAIL "h3 no longer knows $net after its removal on h1"
+  fi
+}
+
 # wait_http NS IP PORT: until a GET answers (5 s at most). (Debian's busybox 1.35 wget crashes when -T
 # meets a refused connection, hence timeout(1) instead.)
 wait_http() {
@@ -402,9 +557,13 @@ on_exit_after_demo() {
   trap - EXIT
   trap '' INT TERM # a second Ctrl-C must not cut the teardown short
   if ((rc == 0 && failed > 0)); then rc=1; fi
-  if ((rc != 0 && lab_created)) && [[ -f "$(host_dir h1)/trellisd.log" ]]; then
-    printf '\n==== last lines of trellisd.log (h1)\n'
-    tail -n 30 "$(host_dir h1)/trellisd.log" || true
+  if ((rc != 0 && lab_created)); then
+    local host
+    for host in ${hosts[@]+"${hosts[@]}"}; do
+      [[ -f "$(host_dir "$host")/trellisd.log" ]] || continue
+      printf '\n==== last lines of trellisd.log (%s)\n' "$host"
+      tail -n 20 "$(host_dir "$host")/trellisd.log" || true
+    done
   fi
   summary "$rc" || rc=1
   printf '\n==> Tear the lab down\n'
