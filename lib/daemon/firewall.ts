@@ -47,11 +47,18 @@ export class FirewallManager {
       bridgeName: net.bridge.bridgeName,
       internal: net.internal,
       masquerade: net.bridge.masquerade,
-      subnets4: net.poolIds
-        .map((id) => this.source.getPool(id))
-        .filter((p): p is PoolRecord => p !== undefined && p.family === 4)
-        .map((p) => p.subnet),
+      ...this.v4Of(net),
     }));
+  }
+
+  private v4Of(net: NetworkRecord): { subnets4: string[]; gateways4: string[] } {
+    const pools = net.poolIds
+      .map((id) => this.source.getPool(id))
+      .filter((p): p is PoolRecord => p !== undefined && p.family === 4);
+    return {
+      subnets4: pools.map((p) => p.subnet),
+      gateways4: pools.flatMap((p) => (p.gateway ? [p.gateway] : [])),
+    };
   }
 
   render(): string {

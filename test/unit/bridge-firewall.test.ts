@@ -72,6 +72,13 @@ table inet trellis {
     type ipv4_addr . inet_service : ipv4_addr . inet_service
     elements = { 10.0.0.1 . 5000 : 172.20.0.3 . 5001 }
   }
+  chain prerouting_raw {
+    type filter hook prerouting priority raw; policy accept;
+    ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 notrack
+    ip saddr 172.19.0.0/16 ip daddr 172.19.0.0/16 notrack
+    ip saddr 172.20.0.0/16 ip daddr 172.20.0.0/16 notrack
+    ip saddr 172.21.0.0/24 ip daddr 172.21.0.0/24 notrack
+  }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     fib daddr type local jump publish
