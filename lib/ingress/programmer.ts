@@ -86,18 +86,19 @@ export class ServiceProgrammer {
     return this.serial(() => this.full());
   }
 
-  /** Deletes the table (e.g. on shutdown without restart); forgets every service. */
+  /** Deletes the table (e.g. when the last service goes away for good); forgets every service. The
+   * next call renders the whole table again. */
   clear(): Promise<void> {
     return this.serial(async () => {
       this.desired.clear();
       this.vipOwner.clear();
       this.applied = undefined;
       await this.opts.nftApply(renderDeleteTable(), this.opts.nftOptions);
-      this.applied = new Map();
     });
   }
 
-  /** The services as last applied to the kernel; undefined when that is unknown. */
+  /** The services as last applied to the kernel; undefined when the next call must render the whole
+   * table (the kernel's state is unknown, or there is no table). */
   appliedServices(): Service[] | undefined {
     return this.applied ? [...this.applied.values()].map(clone) : undefined;
   }

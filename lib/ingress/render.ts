@@ -68,7 +68,8 @@ function renderBaseChains(): string[] {
 /** The whole table, replacing whatever was there in one transaction (never a moment without it). */
 export function renderTable(services: readonly Service[]): string {
   const byMap = new Map<string, Element[]>();
-  for (const s of services) {
+  // By id, so the text depends only on the set of services (golden tests, comparing renders).
+  for (const s of [...services].sort((a, b) => a.id - b.id)) {
     for (const e of elementsOf(s)) {
       const list = byMap.get(e.map);
       if (list) list.push(e);

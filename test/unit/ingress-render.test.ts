@@ -1,0 +1,413 @@
+/**
+ * The VIP load balancer's renderer: golden text for a small state, properties over arbitrary
+ * services (constant rule set, exact slot spread, diffs that turn one state into the other and touch
+ * only their own service), validation, and the kernel's parser (`nft -c` in a throwaway namespace).
+ */
+import test from "ava";
+import fc from "fast-check";
+import { elementsOf, TABLE } from "../../lib/ingress/layout.js";
+import {
+  type Backend,
+  MAX_BACKENDS,
+  type Service,
+  type Vip,
+  validateService,
+  validateServices,
+} from "../../lib/ingress/model.js";
+import { renderChange, renderTable } from "../../lib/ingress/render.js";
+import { run } from "../helpers/proc.js";
+import { applyElementScript, tableElements } from "./ingress-fake-nft.js";
+
+// --- fixtures ------------------------------------------------------------------------------------
+
+const WEB: Service = {
+  id: 1,
+  name: "web",
+  vips: [
+    { ip: "10.20.0.250", port: 80, proto: "tcp" },
+    { ip: "10.20.0.250", port: 53, proto: "udp" },
+  ],
+  // out of order on purpose: slots follow address order
+  backends: [
+    { ip: "10.20.0.4", port: 8080 },
+    { ip: "10.20.0.3", port: 8080 },
+  ],
+  affinity: "none",
+};
+const STICKY: Service = {
+  id: 2,
+  name: "sticky",
+  vips: [{ ip: "10.20.0.251", port: 443, proto: "tcp" }],
+  backends: [
+    { ip: "10.20.0.5", port: 8443 },
+    { ip: "10.20.0.6", port: 8443 },
+    { ip: "10.20.0.7", port: 8443 },
+  ],
+  affinity: "client-ip",
+};
+const EMPTY: Service = {
+  id: 3,
+  name: "empty",
+  vips: [{ ip: "10.20.0.252", port: 80, proto: "tcp" }],
+  backends: [],
+  affinity: "none",
+};
+
+/** The text of the block that starts with `  ${header} {` (maps and chains are one level deep). */
+function block(text: string, header: string): string {
+  const lines = text.split("\n");
+  const start = lines.indexOf(`  ${header} {`);
+  if (start < 0) return `no block ${header}`;
+  const end = lines.indexOf("  }", start);
+  return lines.slice(start, end + 1).join("\n");
+}
+
+test("golden: the service-dependent blocks and the fixed chains of a small state", (t) => {
+  const text = renderTable([WEB, STICKY, EMPTY]);
+  t.true(text.startsWith(`table ${TABLE} {}\ndelete table ${TABLE}\ntable ${TABLE} {\n`));
+  t.true(text.endsWith("\n}\n"));
+  t.is(
+    block(text, "map services"),
+    `  map services {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = {
+      10.20.0.250 . tcp . 80 : jump lb_2,
+      10.20.0.250 . udp . 53 : jump lb_2,
+      10.20.0.251 . tcp . 443 : jump aff_3,
+      10.20.0.252 . tcp . 80 : jump refuse
+    }
+  }`,
+  );
+  t.is(
+    block(text, "map be_2"),
+    `  map be_2 {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport
+    elements = {
+      10.20.0.250 . tcp . 80 . 0 : 10.20.0.3 . 8080,
+      10.20.0.250 . tcp . 80 . 1 : 10.20.0.4 . 8080,
+      10.20.0.250 . udp . 53 . 0 : 10.20.0.3 . 8080,
+      10.20.0.250 . udp . 53 . 1 : 10.20.0.4 . 8080
+    }
+  }`,
+  );
+  t.is(
+    block(text, "map be_3"),
+    `  map be_3 {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport
+    elements = {
+      10.20.0.251 . tcp . 443 . 0 : 10.20.0.5 . 8443,
+      10.20.0.251 . tcp . 443 . 1 : 10.20.0.6 . 8443,
+      10.20.0.251 . tcp . 443 . 2 : 10.20.0.7 . 8443
+    }
+  }`,
+  );
+  t.is(
+    block(text, "map be_4"),
+    `  map be_4 {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 4 : ip daddr . th dport
+  }`,
+  );
+  t.is(
+    [
+      block(text, "chain refuse"),
+      block(text, "chain prerouting"),
+      block(text, "chain output"),
+      block(text, "chain lb_3"),
+      block(text, "chain aff_3"),
+    ].join("\n"),
+    `  chain refuse {
+    meta l4proto tcp reject with tcp reset
+    reject
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr . meta l4proto . th dport vmap @services
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ip daddr . meta l4proto . th dport vmap @services
+  }
+  chain lb_3 {
+    dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @be_3
+    goto refuse
+  }
+  chain aff_3 {
+    dnat to ip daddr . meta l4proto . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @be_3
+    goto refuse
+  }`,
+  );
+});
+
+test("golden: a backend joining rewrites only that service's elements, in one script", (t) => {
+  const after: Service = { ...WEB, backends: [...WEB.backends, { ip: "10.20.0.9", port: 8080 }] };
+  t.is(
+    renderChange(WEB, after),
+    `delete element ip trellis_svc services { 10.20.0.250 . tcp . 80, 10.20.0.250 . udp . 53 }
+delete element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 0, 10.20.0.250 . tcp . 80 . 1, 10.20.0.250 . udp . 53 . 0, 10.20.0.250 . udp . 53 . 1 }
+add element ip trellis_svc services { 10.20.0.250 . tcp . 80 : jump lb_3, 10.20.0.250 . udp . 53 : jump lb_3 }
+add element ip trellis_svc be_3 { 10.20.0.250 . tcp . 80 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . tcp . 80 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . tcp . 80 . 2 : 10.20.0.9 . 8080, 10.20.0.250 . udp . 53 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . udp . 53 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . udp . 53 . 2 : 10.20.0.9 . 8080 }
+`,
+  );
+  // same count, one backend swapped: only its slots change, the verdict stays
+  const swapped: Service = {
+    ...WEB,
+    backends: [
+      { ip: "10.20.0.3", port: 8080 },
+      { ip: "10.20.0.8", port: 8080 },
+    ],
+  };
+  t.is(
+    renderChange(WEB, swapped),
+    `delete element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 1, 10.20.0.250 . udp . 53 . 1 }
+add element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 1 : 10.20.0.8 . 8080, 10.20.0.250 . udp . 53 . 1 : 10.20.0.8 . 8080 }
+`,
+  );
+  // the last backend leaves: the VIP stays, now refusing
+  t.is(
+    renderChange(STICKY, { ...STICKY, backends: [] }),
+    `delete element ip trellis_svc services { 10.20.0.251 . tcp . 443 }
+delete element ip trellis_svc be_3 { 10.20.0.251 . tcp . 443 . 0, 10.20.0.251 . tcp . 443 . 1, 10.20.0.251 . tcp . 443 . 2 }
+add element ip trellis_svc services { 10.20.0.251 . tcp . 443 : jump refuse }
+`,
+  );
+  t.is(
+    renderChange(EMPTY, { ...EMPTY, affinity: "client-ip" }),
+    "",
+    "affinity of a service without backends changes nothing in the kernel",
+  );
+  t.is(renderChange(WEB, WEB), "");
+});
+
+// --- arbitraries ---------------------------------------------------------------------------------
+
+const octet = fc.integer({ min: 0, max: 255 });
+const ipArb = fc.tuple(octet, octet).map(([a, b]) => `10.${a}.${b}.1`);
+const portArb = fc.integer({ min: 1, max: 65535 });
+const vipArb: fc.Arbitrary<Vip> = fc.record({
+  ip: ipArb,
+  port: portArb,
+  proto: fc.constantFrom("tcp" as const, "udp" as const),
+});
+const backendArb: fc.Arbitrary<Backend> = fc.record({
+  ip: fc.tuple(octet, octet).map(([a, b]) => `172.16.${a}.${b}`),
+  port: portArb,
+});
+const serviceFields = fc.record({
+  vips: fc.uniqueArray(vipArb, {
+    minLength: 1,
+    maxLength: 3,
+    selector: (v) => `${v.ip}/${v.port}/${v.proto}`,
+  }),
+  backends: fc.uniqueArray(backendArb, { maxLength: 12, selector: (b) => `${b.ip}:${b.port}` }),
+  affinity: fc.constantFrom("none" as const, "client-ip" as const),
+});
+/** Services with distinct ids and no VIP claimed twice. */
+const servicesArb = fc
+  .array(serviceFields, { maxLength: 8 })
+  .map((list) => {
+    const seen = new Set<string>();
+    return list.map((f, i) => {
+      const vips = f.vips.filter((v) => !seen.has(`${v.ip}/${v.port}/${v.proto}`));
+      for (const v of vips) seen.add(`${v.ip}/${v.port}/${v.proto}`);
+      return { id: i, name: `s${i}`, ...f, vips };
+    });
+  })
+  .map((list) => list.filter((s) => s.vips.length > 0));
+
+// --- helpers over rendered text ------------------------------------------------------------------
+
+/** Rule lines of a rendered table: everything inside a chain except its `type ... hook` line. */
+function ruleLines(text: string): string[] {
+  const rules: string[] = [];
+  let inChain = false;
+  for (const line of text.split("\n")) {
+    if (/^ {2}chain \S+ \{$/.test(line)) inChain = true;
+    else if (line === "  }") inChain = false;
+    else if (inChain && !line.includes(" hook ")) rules.push(line.trim());
+  }
+  return rules;
+}
+
+/** The table with every `elements = { ... }` block removed: what does not depend on the services. */
+const skeleton = (text: string) => text.replace(/\n {4}elements = \{\n[\s\S]*?\n {4}\}/g, "");
+
+const many = (count: number, backends: number): Service[] =>
+  Array.from({ length: count }, (_, i) => ({
+    id: i,
+    name: `svc${i}`,
+    vips: [{ ip: `10.96.${i >> 8}.${i & 255}`, port: 80, proto: "tcp" as const }],
+    backends: Array.from({ length: backends }, (_, j) => ({
+      ip: `10.20.${(i * backends + j) >> 8}.${(i * backends + j) & 255}`,
+      port: 8080,
+    })),
+    affinity: "none" as const,
+  }));
+
+// --- properties ----------------------------------------------------------------------------------
+
+test("the rule set is the same for 0, 1, 10 and 1000 services: only map elements grow", (t) => {
+  const empty = renderTable([]);
+  const rules = ruleLines(empty);
+  t.is(
+    rules.length,
+    4 + 4 * MAX_BACKENDS,
+    "refuse (2), prerouting, output, and 2 rules in 2 chains per count",
+  );
+  for (const n of [1, 10, 1000]) {
+    const text = renderTable(many(n, 5));
+    t.deepEqual(ruleLines(text), rules, `${n} services`);
+    t.is(skeleton(text), empty, `${n} services: nothing but elements differs`);
+    t.is(tableElements(text).size, n * (1 + 5));
+  }
+});
+
+test("property: every backend owns exactly one slot per VIP, so each gets exactly 1/N of new connections", (t) => {
+  fc.assert(
+    fc.property(servicesArb, (services) => {
+      validateServices(services);
+      for (const s of services) {
+        const n = s.backends.length;
+        const els = elementsOf(s);
+        for (const v of s.vips) {
+          const prefix = `${v.ip} . ${v.proto} . ${v.port} . `;
+          const slots = els.filter((e) => e.key.startsWith(prefix));
+          if (slots.length !== n) return false;
+          if (n > 0 && slots.some((e) => e.map !== `be_${n}`)) return false;
+          const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
+          if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
+          const targets = new Set(slots.map((e) => e.value));
+          if (targets.size !== n) return false;
+          if (!s.backends.every((b) => targets.has(`${b.ip} . ${b.port}`))) return false;
+        }
+      }
+      return true;
+    }),
+  );
+  t.pass();
+});
+
+test("property: the render does not depend on the order of backends or services", (t) => {
+  fc.assert(
+    fc.property(servicesArb, (services) => {
+      const shuffled = [...services].reverse().map((s) => ({ ...s, backends: [...s.backends].reverse() }));
+      return renderTable(services) === renderTable(shuffled);
+    }),
+  );
+  t.pass();
+});
+
+test("property: renderChange turns the table of one state into the table of the next, touching one service", (t) => {
+  fc.assert(
+    fc.property(servicesArb, serviceFields, fc.nat(), (services, fields, pick) => {
+      fc.pre(services.length > 0);
+      const target = services[pick % services.length]!;
+      const others = services.filter((s) => s !== target);
+      const taken = new Set(others.flatMap((s) => s.vips.map((v) => `${v.ip}/${v.port}/${v.proto}`)));
+      const vips = fields.vips.filter((v) => !taken.has(`${v.ip}/${v.port}/${v.proto}`));
+      const changed: Service | undefined = vips.length > 0 ? { ...target, ...fields, vips } : undefined;
+      const before = tableElements(renderTable(services));
+      const after = tableElements(renderTable(changed ? [...others, changed] : others));
+      const script = renderChange(target, changed);
+      const got = applyElementScript(before, script);
+      // only the target's keys appear in the script
+      const ownKeys = new Set(
+        [...elementsOf(target), ...(changed ? elementsOf(changed) : [])].map((e) => e.key),
+      );
+      const scriptKeys = [...script.matchAll(/\{ (.+) \}/g)].flatMap((m) =>
+        m[1]!.split(", ").map((i) => i.split(" : ")[0]!),
+      );
+      return (
+        JSON.stringify([...got].sort()) === JSON.stringify([...after].sort()) &&
+        scriptKeys.every((k) => ownKeys.has(k))
+      );
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+test("property: create then remove of a service leaves the elements as they were", (t) => {
+  fc.assert(
+    fc.property(servicesArb, (services) => {
+      fc.pre(services.length > 0);
+      const last = services[services.length - 1]!;
+      const rest = services.slice(0, -1);
+      const base = tableElements(renderTable(rest));
+      const added = applyElementScript(base, renderChange(undefined, last));
+      const removed = applyElementScript(added, renderChange(last, undefined));
+      return (
+        JSON.stringify([...added].sort()) ===
+          JSON.stringify([...tableElements(renderTable(services))].sort()) &&
+        JSON.stringify([...removed].sort()) === JSON.stringify([...base].sort())
+      );
+    }),
+  );
+  t.pass();
+});
+
+// --- validation ----------------------------------------------------------------------------------
+
+test("validation refuses what the renderer cannot express, naming the service", (t) => {
+  const bad = (patch: Partial<Service>) => ({ ...WEB, ...patch });
+  const cases: Array<[Service, RegExp]> = [
+    [bad({ vips: [] }), /has no VIP/],
+    [bad({ vips: [{ ip: "fd00::1", port: 80, proto: "tcp" }] }), /not an IPv4 address/],
+    [bad({ vips: [{ ip: "10.020.0.1", port: 80, proto: "tcp" }] }), /not an IPv4 address/],
+    [bad({ vips: [{ ip: "10.20.0.1", port: 0, proto: "tcp" }] }), /port 0 is not 1-65535/],
+    [bad({ vips: [{ ip: "10.20.0.1", port: 80, proto: "sctp" as "tcp" }] }), /tcp or udp/],
+    [bad({ backends: [WEB.backends[0]!, { ...WEB.backends[0]! }] }), /listed twice/],
+    [bad({ id: -1 }), /non-negative integer/],
+    [bad({ affinity: "sticky" as "none" }), /unknown affinity/],
+    [
+      bad({
+        backends: Array.from({ length: MAX_BACKENDS + 1 }, (_, i) => ({
+          ip: `10.30.${i >> 8}.${i & 255}`,
+          port: 80,
+        })),
+      }),
+      /at most 128/,
+    ],
+  ];
+  for (const [service, message] of cases) {
+    const err = t.throws(() => validateService(service), { message });
+    t.regex(err?.message ?? "", /^service "web" \(id -?1\)/);
+    t.is((err as { code?: string } | undefined)?.code, "INVALID_ARGUMENT");
+  }
+  t.throws(() => validateServices([WEB, { ...STICKY, id: 1 }]), { message: /both have id 1/ });
+  t.throws(() => validateServices([WEB, { ...STICKY, vips: [WEB.vips[1]!] }]), {
+    message: /both claim 10.20.0.250:53\/udp/,
+  });
+  t.notThrows(() => validateServices([WEB, STICKY, EMPTY]));
+});
+
+// --- the kernel's parser -------------------------------------------------------------------------
+
+/** nft -c in a fresh network namespace: parsed and validated by the kernel, nothing applied.
+ * run() drops node_modules/.bin from PATH, whose `nft` would shadow /usr/sbin/nft. */
+const nftCheck = (script: string) => run(["unshare", "--net", "nft", "-c", "-f", "-"], { input: script });
+
+test("nft -c accepts the rendered table followed by changes (join, swap, leave, remove) in one batch", async (t) => {
+  const grown: Service = { ...WEB, backends: [...WEB.backends, { ip: "10.20.0.9", port: 8080 }] };
+  const script = [
+    renderTable([WEB, STICKY, EMPTY]),
+    renderChange(WEB, grown),
+    renderChange(STICKY, { ...STICKY, backends: [] }),
+    renderChange(EMPTY, { ...EMPTY, backends: STICKY.backends }),
+    renderChange(grown, undefined),
+  ].join("");
+  const r = await nftCheck(script);
+  t.is(r.code, 0, r.stderr);
+  const broken = await nftCheck(`${renderTable([WEB])}add element ${TABLE} be_2 { nonsense }\n`);
+  t.not(broken.code, 0, "the check is real");
+});
+
+test("property (nft -c): arbitrary states render tables the kernel accepts", async (t) => {
+  await fc.assert(
+    fc.asyncProperty(servicesArb, async (services) => {
+      const r = await nftCheck(renderTable(services));
+      if (r.code !== 0) throw new Error(`nft -c failed (${r.code}): ${r.stderr}`);
+    }),
+    { numRuns: 15 },
+  );
+  t.pass();
+});
