@@ -9,6 +9,7 @@ import {
   CLUSTER_USAGE,
   type ClusterConfig,
 } from "../overlay/cluster-config.js";
+import { applyDockerPluginFlag, DOCKER_PLUGIN_USAGE, type DockerPluginConfig } from "../plugin/config.js";
 
 export interface DaemonConfig {
   /** where the store lives; default /var/lib/trellis */
@@ -27,6 +28,8 @@ export interface DaemonConfig {
   dnsCacheSize?: number;
   /** overlay networks and the gossip cluster (lib/overlay/cluster-config.ts) */
   cluster: ClusterConfig;
+  /** the Docker network/IPAM plugin protocol (lib/plugin/config.ts); undefined = not served */
+  dockerPlugin?: DockerPluginConfig;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -51,6 +54,7 @@ Runs the trellis network daemon in the foreground.
   --dns-search DOMAIN,...       domains a trellis name may be asked with (default: search of /etc/resolv.conf)
   --dns-cache-size N            forwarded answers cached at most (default ${DEFAULT_CACHE_SIZE}, 0 = no cache)
 ${CLUSTER_USAGE}
+${DOCKER_PLUGIN_USAGE}
   -h, --help          this help
   --version           print the version`;
 
@@ -107,7 +111,8 @@ export function parseDaemonArgs(argv: string[]): ParsedArgs {
         break;
       }
       default:
-        if (!applyClusterFlag(config.cluster, flag, take)) throw invalid(`unknown flag "${arg}"`);
+        if (!applyClusterFlag(config.cluster, flag, take) && !applyDockerPluginFlag(config, flag, take))
+          throw invalid(`unknown flag "${arg}"`);
     }
   }
   return { kind: "run", config };

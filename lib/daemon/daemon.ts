@@ -12,6 +12,7 @@ import { createKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/types.js";
 import { Cluster } from "../overlay/cluster.js";
 import { debugOverlay, OverlayManager } from "../overlay/manager.js";
+import { DockerPlugin } from "../plugin/plugin.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import type { DaemonConfig } from "./config.js";
 import type { DaemonContext } from "./context.js";
@@ -37,6 +38,8 @@ export class Daemon {
   /** present when started with --advertise-addr: overlay networks across the cluster */
   cluster: Cluster | undefined;
   overlay: OverlayManager | undefined;
+  /** present when started with --docker-plugin: a Docker engine's network and IPAM driver */
+  plugin: DockerPlugin | undefined;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -162,6 +165,11 @@ export class Daemon {
       this.endpoints.overlay = this.overlay;
       await this.overlay.start();
     }
+    if (this.config.dockerPlugin) {
+      const { ctx, networks, endpoints, dns } = this;
+      this.plugin = new DockerPlugin({ ctx, networks, endpoints, dns, config: this.config.dockerPlugin });
+      await this.plugin.start();
+    }
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
     dnsRoutes(router, this.dns);
     clusterRoutes(router, () => this.clusterOperations());
@@ -204,6 +212,7 @@ export class Daemon {
         server.closeIdleConnections();
       });
     }
+    await this.plugin?.stop();
     await this.endpoints.settle();
     this.overlay?.stop();
     // No graceful leave: a restart within the failure-detection window must not make the other

@@ -22,7 +22,8 @@ function prefixOf(subnet: string): string {
   return subnet.slice(subnet.indexOf("/"));
 }
 
-function samePort(a: PortMapping, b: PortMapping): boolean {
+/** Two mappings that would claim the same host port. */
+export function samePort(a: PortMapping, b: PortMapping): boolean {
   return (
     a.proto === b.proto &&
     a.hostPort === b.hostPort &&
@@ -229,6 +230,9 @@ export class EndpointManager {
     await this.containerLock.run(ep.containerId, async () => {
       const current = this.ctx.store.getEndpoint(ep.id);
       if (!current) throw notFound(`container ${input.container} is not connected to network ${net.name}`);
+      if (current.docker) {
+        throw forbidden(`endpoint ${current.name} belongs to a Docker engine: use docker network disconnect`);
+      }
       const ports = publishedPortsOf(net, current);
       if (ports.length > 0) await this.ctx.firewall.changePorts({ remove: ports });
       const pendingId = this.ctx.store.transaction(() => {

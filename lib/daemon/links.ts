@@ -29,8 +29,18 @@ async function ensureAddresses(nl: Netlink, index: number, want: DesiredAddress[
   }
 }
 
+/** The daemon's own namespace, as a path the kernel adapter can create a veth's far end in. */
+const OWN_NETNS = "/proc/self/ns/net";
+
 export class LinkProgrammer {
+  private ownNetns: Promise<NetnsRef> | undefined;
+
   constructor(private readonly kernel: Kernel) {}
+
+  private hostNetns(): Promise<NetnsRef> {
+    this.ownNetns ??= this.kernel.resolveNetns(OWN_NETNS);
+    return this.ownNetns;
+  }
 
   /** Creates or corrects a network's bridge; returns its ifindex. */
   async ensureBridge(d: DesiredBridge): Promise<number> {
@@ -64,6 +74,52 @@ export class LinkProgrammer {
     if (!hostLink) throw conflict(`veth ${d.hostIfName} vanished right after it was created`);
     await this.configureHostEnd(d, hostLink, bridgeIndex);
     await this.configureContainerEnd(d, ns);
+  }
+
+  /**
+   * The "peer stays in the host namespace" variant (Docker engine endpoints): the far end is born
+   * in the daemon's own namespace under its final-for-now name, down and without
+   * addresses; the engine moves it into the container, renames it and configures it.
+   */
+  async plumbHostPeer(d: DesiredEndpoint, bridgeIndex: number): Promise<void> {
+    const host = this.kernel.host();
+    const hostNs = await this.hostNetns();
+    await host.createVeth({
+      name: d.hostIfName,
+      mtu: d.mtu,
+      alias: d.alias,
+      peer: { name: d.container.ifName, netns: hostNs, mac: d.container.mac, alias: d.alias },
+    });
+    const hostLink = await host.getLink(d.hostIfName);
+    if (!hostLink) throw conflict(`veth ${d.hostIfName} vanished right after it was created`);
+    await this.configureHostEnd(d, hostLink, bridgeIndex);
+  }
+
+  /**
+   * Reconcile a host-peer endpoint. The host end is corrected when it exists; when it is gone the
+   * pair is recreated only if the far end was never handed over (`handedOver` false): once the
+   * engine moved it into a container, trellis cannot put it back. Returns what happened.
+   */
+  async ensureHostPeer(
+    d: DesiredEndpoint,
+    bridgeIndex: number,
+    handedOver: boolean,
+  ): Promise<"created" | "checked" | "lost"> {
+    const hostLink = await this.kernel.host().getLink(d.hostIfName);
+    if (hostLink) {
+      await this.configureHostEnd(d, hostLink, bridgeIndex);
+      return "checked";
+    }
+    if (handedOver) return "lost";
+    await this.plumbHostPeer(d, bridgeIndex);
+    return "created";
+  }
+
+  /** Re-applies the bridge-port flags of an endpoint's host end (its published ports changed). */
+  async setPortFlags(d: DesiredEndpoint): Promise<void> {
+    const link = await this.kernel.host().getLink(d.hostIfName);
+    if (link)
+      await this.kernel.host().setBridgePort(link.index, { isolated: d.isolated, hairpin: d.hairpin });
   }
 
   /** Reconcile one endpoint: recreate it if its veth is gone, otherwise correct both ends. */

@@ -2,8 +2,8 @@
 
 import { desiredBridge } from "../bridge/desired.js";
 import { parseBridgeOptions } from "../bridge/options.js";
-import { conflict, forbidden, invalid, messageOf, TrellisError } from "../common/errors.js";
-import type { Family, NetworkRecord } from "../store/records.js";
+import { conflict, forbidden, invalid, messageOf, notFound, TrellisError } from "../common/errors.js";
+import type { DockerNetworkInfo, Family, NetworkRecord } from "../store/records.js";
 import type { DaemonContext } from "./context.js";
 import { newId } from "./ids.js";
 import type { CreateNetworkInput, IpamConfigInput, NetworkView } from "./inputs.js";
@@ -16,6 +16,15 @@ export interface OverlayDriverHooks {
   create(input: CreateNetworkInput): Promise<NetworkView>;
   /** removes it cluster-wide; refused while any host has endpoints on it */
   remove(net: NetworkRecord): Promise<void>;
+}
+
+/** How the Docker plugin (lib/plugin) creates a network; plain creates use none of it. */
+export interface CreateSeam {
+  /** use this id (the engine's NetworkID) instead of a fresh one */
+  id?: string;
+  /** pools requested beforehand (the engine's `--ipam-driver trellis`): the network takes them over */
+  pools?: string[];
+  docker?: DockerNetworkInfo;
 }
 
 const familyOfConfig = (c: IpamConfigInput): Family => (c.subnet?.includes(":") ? 6 : 4);
@@ -37,7 +46,7 @@ export class NetworkManager {
     return viewOf(this.ctx.store, findNetwork(this.ctx.store, ref));
   }
 
-  async create(input: CreateNetworkInput): Promise<NetworkView> {
+  async create(input: CreateNetworkInput, seam: CreateSeam = {}): Promise<NetworkView> {
     const { store } = this.ctx;
     if (input.driver === "overlay") {
       if (!this.overlay) {
@@ -53,7 +62,7 @@ export class NetworkManager {
       throw invalid(`unknown IPAM driver "${input.ipamDriver}" (supported: default)`);
     }
     if (store.findNetworkByName(input.name)) throw conflict(`network with name ${input.name} already exists`);
-    const id = newId();
+    const id = seam.id ?? newId();
     const bridge = parseBridgeOptions(input.options, { networkId: id, hostMtu: await this.hostMtu() });
     const owner = store.listNetworks().find((n) => n.bridge.bridgeName === bridge.bridgeName);
     if (owner) throw conflict(`bridge name ${bridge.bridgeName} is already used by network ${owner.name}`);
@@ -63,7 +72,13 @@ export class NetworkManager {
     const hostRoutes = await this.hostRoutes();
     const record = store.transaction(() => {
       const poolIds: string[] = [];
-      for (const [family, list] of configs) {
+      for (const poolId of seam.pools ?? []) {
+        const pool = store.getPool(poolId);
+        if (!pool) throw notFound(`address pool "${poolId}" not found`);
+        store.putPool({ ...pool, owner: id });
+        poolIds.push(poolId);
+      }
+      for (const [family, list] of seam.pools ? [] : configs) {
         list.forEach((c, i) => {
           const pool = this.ctx.ipam.requestPool({
             id: `${id}/v${family}/${i}`,
@@ -89,6 +104,7 @@ export class NetworkManager {
         labels: input.labels,
         poolIds,
         bridge,
+        ...(seam.docker ? { docker: seam.docker } : {}),
       };
       store.putNetwork(rec);
       return rec;
@@ -175,8 +191,12 @@ export class NetworkManager {
     store.removePendingDeletion(pending);
   }
 
-  async remove(ref: string): Promise<void> {
+  /** `byEngine`: the Docker plugin removing a network the engine created (others may not). */
+  async remove(ref: string, opts: { byEngine?: boolean } = {}): Promise<void> {
     const net = findNetwork(this.ctx.store, ref);
+    if (net.docker && !opts.byEngine) {
+      throw forbidden(`network ${net.name} belongs to a Docker engine: remove it with docker network rm`);
+    }
     if (net.driver === "overlay" && this.overlay) {
       await this.overlay.remove(net);
       return;
@@ -196,7 +216,7 @@ export class NetworkManager {
   async prune(): Promise<string[]> {
     const removed: string[] = [];
     for (const net of this.ctx.store.listNetworks()) {
-      if (this.ctx.store.countEndpoints(net.id) > 0) continue;
+      if (net.docker || this.ctx.store.countEndpoints(net.id) > 0) continue;
       try {
         await this.remove(net.id);
       } catch (err) {

@@ -71,7 +71,8 @@ export class Reconciler {
   /** Connects that never finished are rolled back; endpoints whose namespace is gone are dropped. */
   private async dropUnfinishedAndStale(report: ReconcileReport) {
     for (const ep of this.ctx.store.listEndpoints()) {
-      const alive = await this.ctx.kernel.netnsAlive(ep.netns);
+      // A Docker engine's endpoint lives until the engine deletes it; its namespace is the engine's.
+      const alive = ep.docker !== undefined || (await this.ctx.kernel.netnsAlive(ep.netns));
       if (ep.state === "active" && alive) continue;
       await this.ctx.links.removeEndpoint(ep.hostIfName).catch((err) => {
         report.errors.push(`remove ${ep.hostIfName}: ${messageOf(err)}`);
@@ -87,7 +88,10 @@ export class Reconciler {
     const { store } = this.ctx;
     const wanted = new Set<string>();
     for (const net of store.listNetworks()) wanted.add(net.bridge.bridgeName);
-    for (const ep of store.listEndpoints()) wanted.add(ep.hostIfName);
+    for (const ep of store.listEndpoints()) {
+      wanted.add(ep.hostIfName);
+      if (ep.docker) wanted.add(ep.ifName); // the far end, while it is in this namespace
+    }
     for (const link of await this.ctx.kernel.host().listLinks()) {
       const ours =
         link.alias?.startsWith(NETWORK_ALIAS_PREFIX) || link.alias?.startsWith(ENDPOINT_ALIAS_PREFIX);
@@ -98,6 +102,7 @@ export class Reconciler {
   }
 
   private async ensureEndpoint(ep: EndpointRecord, report: ReconcileReport) {
+    if (ep.docker) return this.ensureDockerEndpoint(ep, report);
     try {
       const net = findNetwork(this.ctx.store, ep.networkId);
       const desired = desiredEndpoint(net, poolsOf(this.ctx.store, net), ep);
@@ -115,10 +120,26 @@ export class Reconciler {
     }
   }
 
+  /** The host end of a Docker engine's endpoint; the container end is the engine's business. */
+  private async ensureDockerEndpoint(ep: EndpointRecord, report: ReconcileReport) {
+    try {
+      const net = findNetwork(this.ctx.store, ep.networkId);
+      const desired = desiredEndpoint(net, poolsOf(this.ctx.store, net), ep);
+      const bridge = await this.networks.bridgeIndex(net);
+      const outcome = await this.ctx.links.ensureHostPeer(desired, bridge, ep.docker?.joined ?? false);
+      if (outcome === "created") report.endpointsRecreated++;
+      else if (outcome === "checked") report.endpointsChecked++;
+      else report.errors.push(`endpoint ${ep.name}: its veth is gone from the container (re-run it)`);
+    } catch (err) {
+      report.errors.push(`endpoint ${ep.name}: ${messageOf(err)}`);
+    }
+  }
+
   /** Periodic: endpoints whose namespace disappeared (container gone) give their addresses back. */
   async sweepStale(): Promise<number> {
     let removed = 0;
     for (const ep of this.ctx.store.listEndpoints()) {
+      if (ep.docker) continue; // the engine says when its endpoints go
       if (ep.state !== "active" || (await this.ctx.kernel.netnsAlive(ep.netns))) continue;
       const net = this.ctx.store.getNetwork(ep.networkId);
       if (net) await this.endpoints.rollback(net, ep, ep.publish.length > 0);

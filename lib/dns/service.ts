@@ -107,7 +107,8 @@ export class DnsService {
   private connected(ep: EndpointRecord): void {
     if (ep.state !== "active") return;
     this.records.add(dnsEndpointOf(ep));
-    void this.listeners.ensure(ep.containerId, ep.netns);
+    // In a Docker engine's container 127.0.0.11 is the engine's own resolver (lib/plugin/gateway-dns.ts).
+    if (!ep.docker) void this.listeners.ensure(ep.containerId, ep.netns);
   }
 
   /** Resolves when the container's 127.0.0.11:53 answers (or its set-up failed, as logged); the
@@ -133,9 +134,9 @@ export class DnsService {
     for (const net of this.deps.store.listNetworks()) {
       this.records.setSubnets(net.id, this.subnetsOf(net));
       for (const ep of this.deps.store.listEndpoints(net.id)) {
-        if (ep.state !== "active") continue;
+        if (ep.state !== "active" || ep.docker?.joined === false) continue;
         this.records.add(dnsEndpointOf(ep));
-        alive.set(ep.containerId, ep);
+        if (!ep.docker) alive.set(ep.containerId, ep);
       }
     }
     const ensured = [...alive].map(([containerId, ep]) => this.listeners.ensure(containerId, ep.netns));

@@ -61,6 +61,14 @@ export interface NetworkRecord {
   bridge: BridgeOptions;
   /** overlay networks only: the cluster-wide identity of the network's VXLAN segment */
   overlay?: OverlayOptions;
+  /** networks created by a Docker engine through the plugin (lib/plugin): removed only by it */
+  docker?: DockerNetworkInfo;
+}
+
+/** What a network created through the Docker plugin remembers of the engine's side. */
+export interface DockerNetworkInfo {
+  /** who assigns addresses: trellis's IPAM driver (`--ipam-driver trellis`) or the engine's own */
+  ipam: "trellis" | "engine";
 }
 
 export interface OverlayOptions {
@@ -109,6 +117,21 @@ export interface EndpointRecord {
   gatewayEndpoint: boolean;
   state: EndpointState;
   created: string;
+  /**
+   * Endpoints of a Docker engine (lib/plugin): the veth's far end (`ifName`) is created in the
+   * daemon's own namespace and the engine moves it into the container, so trellis never enters
+   * the container's namespace (`netns` is a placeholder) and keeps no DNS listeners there.
+   */
+  docker?: DockerEndpointInfo;
+}
+
+export interface DockerEndpointInfo {
+  /** between Join and Leave: the engine has (or is about to have) the far end in the container */
+  joined: boolean;
+  /** the container's namespace path as the engine names it (Join's SandboxKey), once joined */
+  sandboxKey?: string;
+  /** the engine's network id (differs from networkId for an overlay network) */
+  dockerNetworkId: string;
 }
 
 /** A kernel object whose deletion was promised but may not have happened yet (redone after a crash). */

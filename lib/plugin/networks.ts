@@ -1,0 +1,216 @@
+/**
+ * CreateNetwork/DeleteNetwork: an engine's network becomes a trellis network.
+ *
+ * - bridge mode (the default): a trellis bridge network whose id is the engine's network id, so the
+ *   mapping needs no table and `trellis network inspect <id prefix>` matches `docker network ls`.
+ *   Its pools are the ones the engine took from trellis's IPAM driver, or, with the engine's own
+ *   IPAM, trellis pools of the same subnets (so trellis still refuses overlaps).
+ * - overlay mode: the cluster's overlay network of that name (created by the first engine, joined
+ *   by the others); the engine's id maps to the name (state.ts).
+ * Calls are idempotent: the engine retries after a trellisd restart without knowing what happened.
+ */
+import { conflict, invalid, notFound } from "../common/errors.js";
+import type { DaemonContext } from "../daemon/context.js";
+import type { CreateNetworkInput } from "../daemon/inputs.js";
+import { poolsOf } from "../daemon/lookup.js";
+import type { NetworkManager } from "../daemon/networks.js";
+import { canonicalAddress, canonicalCidr } from "../ipam/cidr.js";
+import type { NetworkRecord, PoolRecord } from "../store/records.js";
+import { isTrellisAddressSpace } from "./ipam.js";
+import { type DockerNetworkOptions, defaultDockerNetworkName, parseDockerNetworkOptions } from "./options.js";
+import type { CreateNetworkRequest, IpamData } from "./protocol.js";
+import { PENDING_POOL_OWNER, type PluginState } from "./state.js";
+
+const bare = (cidr: string) => (cidr === "" ? undefined : canonicalAddress(cidr.split("/")[0]!));
+const short = (id: string) => id.slice(0, 12);
+
+export interface DockerNetworksDeps {
+  ctx: DaemonContext;
+  networks: NetworkManager;
+  state: PluginState;
+  /** told about a new bridge network trellis had to name itself, to learn the engine's name */
+  created?: (dockerNetworkId: string) => void;
+  /** forgets endpoints the engine never deleted (its DeleteEndpoint failed while trellisd was down) */
+  dropLeftovers(net: NetworkRecord, dockerNetworkId: string): Promise<void>;
+}
+
+export class DockerNetworks {
+  constructor(private readonly deps: DockerNetworksDeps) {}
+
+  /** The trellis network behind an engine's network id; a clear error when there is none. */
+  resolve(dockerNetworkId: string): NetworkRecord {
+    const net = this.find(dockerNetworkId);
+    if (net) return net;
+    throw notFound(
+      `network ${short(dockerNetworkId)} is unknown to trellis (was trellis's state dir reset?): ` +
+        "remove it with docker network rm and create it again",
+    );
+  }
+
+  private find(dockerNetworkId: string): NetworkRecord | undefined {
+    const { store } = this.deps.ctx;
+    const overlay = this.deps.state.overlayOfNetwork(dockerNetworkId);
+    if (overlay !== undefined) {
+      const net = store.findNetworkByName(overlay);
+      return net?.driver === "overlay" ? net : undefined;
+    }
+    return store.getNetwork(dockerNetworkId);
+  }
+
+  async create(req: CreateNetworkRequest): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(req.networkId)) throw invalid(`invalid NetworkID "${req.networkId}"`);
+    const opts = parseDockerNetworkOptions(req.generic, req.networkId);
+    if (this.find(req.networkId)) return; // a retry of a create that went through
+    const trellisIpam = [...req.ipv4, ...req.ipv6].some((d) => isTrellisAddressSpace(d.addressSpace));
+    if (opts.mode === "overlay") await this.createOverlay(req, opts, trellisIpam);
+    else {
+      await this.createBridge(req, opts, trellisIpam);
+      if (opts.name === defaultDockerNetworkName(req.networkId)) this.deps.created?.(req.networkId);
+    }
+    this.deps.ctx.log.info(
+      { dockerNetworkId: req.networkId, name: opts.name, mode: opts.mode, trellisIpam },
+      "docker: network created",
+    );
+  }
+
+  private input(req: CreateNetworkRequest, opts: DockerNetworkOptions): CreateNetworkInput {
+    return {
+      name: opts.name,
+      driver: opts.mode,
+      internal: req.internal,
+      enableIPv6: req.enableIPv6,
+      ipamDriver: "default",
+      ipamConfigs: [],
+      options: opts.driverOptions,
+      labels: {},
+    };
+  }
+
+  private async createBridge(req: CreateNetworkRequest, opts: DockerNetworkOptions, trellisIpam: boolean) {
+    const input = this.input(req, opts);
+    const data = [...req.ipv4, ...req.ipv6];
+    if (trellisIpam) {
+      const pools = data.map((d) => this.pendingPool(d.pool).id);
+      await this.deps.networks.create(input, { id: req.networkId, pools, docker: { ipam: "trellis" } });
+      return;
+    }
+    input.ipamConfigs = data.map((d) => ({
+      subnet: d.pool,
+      ...(d.gateway ? { gateway: bare(d.gateway) } : {}),
+    }));
+    await this.deps.networks.create(input, { id: req.networkId, docker: { ipam: "engine" } });
+    this.reserveAuxAddresses(req.networkId, data);
+  }
+
+  /** `--aux-address`es the engine's own IPAM set aside: trellis must not hand them out either. */
+  private reserveAuxAddresses(networkId: string, data: IpamData[]) {
+    const { store, ipam } = this.deps.ctx;
+    const net = store.getNetwork(networkId)!;
+    const pools = poolsOf(store, net);
+    store.transaction(() => {
+      for (const d of data) {
+        const pool = pools.find((p) => p.subnet === canonicalCidr(d.pool));
+        for (const [name, cidr] of Object.entries(d.auxAddresses)) {
+          if (pool) ipam.requestAddress(pool.id, { owner: `aux:${name}`, address: bare(cidr)! });
+        }
+      }
+    });
+  }
+
+  private async createOverlay(req: CreateNetworkRequest, opts: DockerNetworkOptions, trellisIpam: boolean) {
+    const { ctx, state, networks } = this.deps;
+    if (!trellisIpam) {
+      throw invalid(
+        "an overlay network needs --ipam-driver trellis: the engine's own IPAM would hand out the same addresses on every host",
+      );
+    }
+    if (req.ipv6.length > 0 || req.enableIPv6) throw invalid("overlay networks are IPv4-only (no --ipv6)");
+    const data = req.ipv4[0];
+    if (!data || req.ipv4.length > 1) throw invalid("an overlay network takes exactly one IPv4 subnet");
+    const subnet = canonicalCidr(data.pool);
+    const gateway = bare(data.gateway);
+    const existing = ctx.store.findNetworkByName(opts.name);
+    const pending = ctx.store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
+    if (existing) {
+      this.checkJoinable(existing, opts.name, subnet, gateway);
+      ctx.store.transaction(() => {
+        if (pending) this.toAlias(pending, opts.name);
+        state.setOverlayOfNetwork(req.networkId, opts.name);
+      });
+      return;
+    }
+    // The first engine to create it: the overlay takes the subnet over from the pending pool.
+    ctx.store.transaction(() => {
+      if (pending) this.toAlias(pending, opts.name);
+    });
+    const input = this.input(req, opts);
+    input.ipamConfigs = [{ subnet, ...(gateway ? { gateway } : {}) }];
+    await networks.create(input);
+    state.setOverlayOfNetwork(req.networkId, opts.name);
+  }
+
+  private toAlias(pool: PoolRecord, overlay: string) {
+    this.deps.ctx.ipam.releasePool(pool.id);
+    this.deps.state.setOverlayOfPool(pool.id, overlay);
+  }
+
+  private checkJoinable(net: NetworkRecord, name: string, subnet: string, gateway: string | undefined) {
+    if (net.driver !== "overlay") {
+      throw conflict(`network ${name} already exists on this host and is not an overlay network`);
+    }
+    const pool = poolsOf(this.deps.ctx.store, net)[0];
+    if (pool?.subnet !== subnet || (gateway !== undefined && pool.gateway !== gateway)) {
+      throw conflict(
+        `overlay network ${name} already exists in the cluster with subnet ${pool?.subnet} and gateway ` +
+          `${pool?.gateway}: create it on this engine with --subnet ${pool?.subnet} --gateway ${pool?.gateway}`,
+      );
+    }
+  }
+
+  /** The pool the engine took from trellis's IPAM for this subnet, not yet any network's. */
+  private pendingPool(cidr: string): PoolRecord {
+    const subnet = canonicalCidr(cidr);
+    const pool = this.deps.ctx.store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
+    if (!pool)
+      throw notFound(`no trellis address pool for subnet ${subnet} (was it requested from trellis?)`);
+    return pool;
+  }
+
+  /**
+   * Gives a bridge network the engine's name for it, when trellis had to make one up and the name
+   * is free in trellis (a trellis network may hold it); the id stays the engine's.
+   */
+  rename(dockerNetworkId: string, name: string): void {
+    const { store, log } = this.deps.ctx;
+    const net = store.getNetwork(dockerNetworkId);
+    if (!net?.docker || net.name !== defaultDockerNetworkName(dockerNetworkId)) return;
+    const holder = store.findNetworkByName(name);
+    if (holder) {
+      log.info(
+        { dockerNetworkId, name, holder: holder.id },
+        "docker: network keeps its name, the engine's is taken",
+      );
+      return;
+    }
+    store.putNetwork({ ...net, name });
+    log.info({ dockerNetworkId, name }, "docker: network named as in the engine");
+  }
+
+  async delete(dockerNetworkId: string): Promise<void> {
+    const { ctx, state, networks } = this.deps;
+    const net = this.find(dockerNetworkId);
+    if (!net) {
+      state.forgetNetwork(dockerNetworkId); // a retry, or an overlay removed through trellis
+      return;
+    }
+    await this.deps.dropLeftovers(net, dockerNetworkId);
+    if (net.driver === "overlay") {
+      // The overlay is the cluster's: other engines may use it. This engine lets go of it only;
+      // `trellis network rm` removes it once nothing uses it anywhere.
+      state.forgetNetwork(dockerNetworkId);
+    } else {
+      await networks.remove(net.id, { byEngine: true });
+    }
+    ctx.log.info({ dockerNetworkId, name: net.name }, "docker: network deleted");
+  }
+}
