@@ -37,11 +37,19 @@ interface GatewayServer {
 }
 
 const TCP_IDLE_MS = 10_000;
+/**
+ * A gateway address may not be on its bridge yet when the network is announced (an overlay is
+ * recorded before it is programmed): a failed bind is retried this often.
+ */
+const RETRY_MS = 500;
 
 export class GatewayDns {
   private readonly servers = new Map<string, GatewayServer>();
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  /** gateways that failed to bind, so each failure is logged once */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly deps: GatewayDnsDeps) {}
 
@@ -64,14 +72,31 @@ export class GatewayDns {
     for (const [id, server] of this.servers) {
       if (wanted.get(id) !== server.address) this.close(id);
     }
+    let failed = false;
     for (const [id, address] of wanted) {
       if (this.servers.has(id)) continue;
+      const key = `${id}/${address}`;
       try {
         this.servers.set(id, await this.open(id, address));
+        this.failing.delete(key);
         this.deps.log.debug({ networkId: id, address }, "docker: DNS on the gateway");
       } catch (err) {
-        this.deps.log.warn({ networkId: id, address, err: messageOf(err) }, "docker: no DNS on the gateway");
+        failed = true;
+        if (!this.failing.has(key)) {
+          this.failing.add(key);
+          this.deps.log.warn(
+            { networkId: id, address, err: messageOf(err) },
+            "docker: no DNS on the gateway yet",
+          );
+        }
       }
+    }
+    if (failed && !this.retry && !this.stopped) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        void this.sync();
+      }, RETRY_MS);
+      this.retry.unref();
     }
   }
 
@@ -134,6 +159,7 @@ export class GatewayDns {
 
   stop(): void {
     this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
     for (const id of [...this.servers.keys()]) this.close(id);
   }
 }

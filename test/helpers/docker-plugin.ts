@@ -24,8 +24,8 @@ export interface DockerHost {
 }
 
 export interface DockerHostOptions {
-  /** extra trellisd flags (cluster flags for overlays) */
-  daemonArgs?: string[];
+  /** extra trellisd flags (cluster flags for overlays), given the host (its underlay address) */
+  daemonArgs?: (host: LabHost) => string[];
 }
 
 /** A rootfs of busybox with every applet linked (sh, ping, nslookup, httpd, wget, ...), as a tar. */
@@ -62,7 +62,7 @@ export async function dockerHost(
       join(pluginDir, "trellis.sock"),
       "--docker-engine-socket",
       engineSocket,
-      ...(opts.daemonArgs ?? []),
+      ...(opts.daemonArgs?.(host) ?? []),
     ],
   });
   const engine = await LabDockerd.start({
