@@ -12,8 +12,9 @@ import type { DaemonContext } from "../daemon/context.js";
 import type { EndpointManager } from "../daemon/endpoints.js";
 import type { NetworkManager } from "../daemon/networks.js";
 import type { DnsService } from "../dns/service.js";
-import type { Capabilities, NetworkDriverBackend } from "./backend.js";
+import type { NetworkDriverBackend } from "./backend.js";
 import type { DockerPluginConfig } from "./config.js";
+import { driverBackend } from "./driver.js";
 import { DockerEndpoints } from "./endpoints.js";
 import { EngineNames } from "./engine-names.js";
 import { GatewayDns } from "./gateway-dns.js";
@@ -102,23 +103,4 @@ export class DockerPlugin {
       server.closeIdleConnections();
     });
   }
-}
-
-/** The NetworkDriver calls, onto the plugin's network and endpoint managers. */
-function driverBackend(networks: DockerNetworks, endpoints: DockerEndpoints): NetworkDriverBackend {
-  // Local scope: each engine holds its own networks ("global" needs a swarm manager); global
-  // connectivity: containers of different hosts reach each other on an overlay network.
-  const capabilities: Capabilities = { Scope: "local", ConnectivityScope: "global" };
-  return {
-    capabilities: () => capabilities,
-    createNetwork: (req) => networks.create(req),
-    deleteNetwork: (id) => networks.delete(id),
-    createEndpoint: (req) => endpoints.create(req),
-    endpointOperInfo: (ref) => endpoints.operInfo(ref),
-    deleteEndpoint: (ref) => endpoints.delete(ref),
-    join: (req) => endpoints.join(req),
-    leave: (ref) => endpoints.leave(ref),
-    programExternalConnectivity: (req) => endpoints.program(req),
-    revokeExternalConnectivity: (ref) => endpoints.revoke(ref),
-  };
 }

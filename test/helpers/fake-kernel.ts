@@ -546,6 +546,10 @@ export class FakeKernel implements Kernel {
 
   constructor(private readonly options: FakeKernelOptions = {}) {
     this.hostNs = new FakeNamespace(this, "host", true);
+    // The daemon's own namespace by its path, as the real adapter resolves it (a veth whose far
+    // end stays in the host, for a Docker engine to take).
+    const own: NetnsRef = { path: "/proc/self/ns/net", dev: 4, ino: 4026531840 };
+    this.namespaces.set(key(own), { ref: own, ns: this.hostNs });
   }
 
   // --- test-side helpers --------------------------------------------------------------------------
