@@ -64,10 +64,17 @@ export class EngineNames {
     private readonly log: Logger,
   ) {}
 
-  /** The endpoint's container name and aliases, or undefined if the engine does not say in time. */
-  async lookup(dockerNetworkId: string, endpointId: string): Promise<EngineName | undefined> {
+  /**
+   * The endpoint's container name and aliases, or undefined if the engine does not say in time or
+   * the endpoint is gone (`wanted` false: a short-lived container may be gone before it is listed).
+   */
+  async lookup(
+    dockerNetworkId: string,
+    endpointId: string,
+    wanted: () => boolean = () => true,
+  ): Promise<EngineName | undefined> {
     const deadline = Date.now() + LOOKUP_WINDOW_MS;
-    while (!this.stopped && Date.now() < deadline) {
+    while (!this.stopped && Date.now() < deadline && wanted()) {
       const net = await getJson<NetworkJson>(this.socketPath, `/networks/${dockerNetworkId}`);
       if (net === undefined) return undefined; // no engine API here (the network itself exists by now)
       const entry = Object.entries(net?.Containers ?? {}).find(([, c]) => c.EndpointID === endpointId);
@@ -101,8 +108,13 @@ export class EngineNames {
   }
 
   /** Looks the endpoint up and hands the result to `apply`; never throws. */
-  learn(dockerNetworkId: string, endpointId: string, apply: (n: EngineName) => void): void {
-    this.lookup(dockerNetworkId, endpointId)
+  learn(
+    dockerNetworkId: string,
+    endpointId: string,
+    apply: (n: EngineName) => void,
+    wanted?: () => boolean,
+  ): void {
+    this.lookup(dockerNetworkId, endpointId, wanted)
       .then((found) => {
         if (found?.name) apply(found);
         else this.log.debug({ endpointId }, "docker: engine did not name the endpoint");

@@ -65,7 +65,12 @@ export class DockerPlugin {
       dockerNetworks,
       overlay,
       joined: (ep) =>
-        this.names.learn(ep.docker!.dockerNetworkId, ep.id, (n) => eps.rename(ep.id, n.name, n.aliases)),
+        this.names.learn(
+          ep.docker!.dockerNetworkId,
+          ep.id,
+          (n) => eps.rename(ep.id, n.name, n.aliases),
+          () => ctx.store.getEndpoint(ep.id)?.docker?.joined === true,
+        ),
     });
     dockerEndpoints = eps;
     this.driver = driverBackend(dockerNetworks, eps);

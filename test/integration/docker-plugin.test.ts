@@ -86,6 +86,11 @@ test("trellis IPAM: docker run, ping and TCP by IP and by name, trellis sees it,
   t.true(await dping(h, "client", c1Ip.IPv4Address.split("/")[0]!), "Docker container → trellis namespace");
   const dig = await lab.exec(c1, ["dig", "+short", "@127.0.0.11", "web"]);
   t.is(dig.stdout.trim(), webIp, "trellis DNS resolves the Docker container's name");
+  // the other way: the engine's resolver forwards what it does not know to --dns, trellis's DNS on
+  // the gateway, which knows the namespaces trellis attached
+  await runSleeper(h, "tnet", "asker", ["--dns", "10.70.0.1"]);
+  const c1Addr = c1Ip.IPv4Address.split("/")[0]!;
+  t.regex((await dexec(h, "asker", ["nslookup", c1])).stdout, new RegExp(`Address: ${c1Addr}\\b`));
 
   // docker network connect / disconnect on a running container (second network, engine IPAM)
   await h.docker(["network", "create", "-d", "trellis", "--subnet", "10.70.1.0/24", "tnet2"]);
@@ -104,7 +109,7 @@ test("trellis IPAM: docker run, ping and TCP by IP and by name, trellis sees it,
   t.regex(rm.stderr, /belongs to a Docker engine/);
 
   await h.daemon.cli(["network", "disconnect", "tnet", c1]);
-  await h.docker(["rm", "-f", "web", "client", "other"]);
+  await h.docker(["rm", "-f", "web", "client", "other", "asker"]);
   await h.docker(["network", "rm", "tnet", "tnet2"]);
   const ls = await h.daemon.cli(["network", "ls", "-q"]);
   t.is(ls.stdout.trim(), "", "both trellis networks went with the engine's");
