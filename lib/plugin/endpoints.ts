@@ -49,6 +49,7 @@ export interface DockerEndpointsDeps {
 export class DockerEndpoints {
   private readonly lock = new KeyedLock();
   private readonly log: Logger;
+  private readonly deletions = new Set<Promise<void>>();
 
   constructor(private readonly deps: DockerEndpointsDeps) {
     this.log = deps.ctx.log.child({ component: "docker-plugin" });
@@ -206,23 +207,42 @@ export class DockerEndpoints {
       const net = this.deps.ctx.store.getNetwork(ep.networkId);
       await this.unpublish(ep);
       if (ep.docker.joined) this.deps.ctx.events.emit("endpoint-disconnected", ep);
-      if (net) await this.discard(net, ep);
+      if (net) this.inBackground(this.discard(net, ep).catch((err) => this.deleteFailed(ep, err)));
       else this.deps.ctx.store.deleteEndpoint(ep.id);
       this.log.info({ endpointId: ep.id }, "docker: endpoint deleted");
     });
   }
 
-  /** Record, addresses and veth gone; a crash in between is finished by the next start. */
-  private async discard(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  /**
+   * Record and addresses gone at once; the veth after (the kernel takes ~20 ms to destroy one, and
+   * the engine need not wait for it). A crash in between: the next start finishes the deletion.
+   */
+  private discard(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     const { store, links } = this.deps.ctx;
     const pending = store.transaction(() => {
       releaseAddresses(this.deps.ctx, net, poolsOf(store, net), ep);
       store.deleteEndpoint(ep.id);
       return store.addPendingDeletion({ kind: "link", name: ep.hostIfName });
     });
-    await links.removeEndpoint(ep.hostIfName);
-    await links.removeEndpoint(ep.ifName); // the far end of a pair the engine split, if any
-    store.removePendingDeletion(pending);
+    return (async () => {
+      await links.removeEndpoint(ep.hostIfName);
+      await links.removeEndpoint(ep.ifName); // the far end of a pair the engine split, if any
+      store.removePendingDeletion(pending);
+    })();
+  }
+
+  private deleteFailed(ep: EndpointRecord, err: unknown) {
+    this.log.error({ endpointId: ep.id, err: messageOf(err) }, "docker: veth deletion failed");
+  }
+
+  private inBackground(work: Promise<void>) {
+    this.deletions.add(work);
+    void work.finally(() => this.deletions.delete(work));
+  }
+
+  /** Waits for the veth deletions in flight (shutdown, tests). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.deletions]);
   }
 
   /** Endpoints of a network the engine is deleting: it forgot them (its DeleteEndpoint failed). */

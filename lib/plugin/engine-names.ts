@@ -15,7 +15,7 @@ const API = "/v1.41";
 const REQUEST_TIMEOUT_MS = 2000;
 /** how long to look for a new endpoint in the engine's network listing, and how often */
 const LOOKUP_WINDOW_MS = 10_000;
-const LOOKUP_INTERVAL_MS = 150;
+const LOOKUP_INTERVAL_MS = 200;
 
 export interface EngineName {
   name: string;
@@ -74,14 +74,16 @@ export class EngineNames {
     wanted: () => boolean = () => true,
   ): Promise<EngineName | undefined> {
     const deadline = Date.now() + LOOKUP_WINDOW_MS;
-    while (!this.stopped && Date.now() < deadline && wanted()) {
+    for (;;) {
+      // Wait first: the engine is busy starting the container right after Join, and lists the
+      // endpoint only once that is done (a container that is gone by then is not looked up at all).
+      await new Promise((r) => setTimeout(r, LOOKUP_INTERVAL_MS).unref());
+      if (this.stopped || Date.now() > deadline || !wanted()) return undefined;
       const net = await getJson<NetworkJson>(this.socketPath, `/networks/${dockerNetworkId}`);
       if (net === undefined) return undefined; // no engine API here (the network itself exists by now)
-      const entry = Object.entries(net?.Containers ?? {}).find(([, c]) => c.EndpointID === endpointId);
+      const entry = Object.entries(net.Containers ?? {}).find(([, c]) => c.EndpointID === endpointId);
       if (entry) return this.withAliases(entry[0], entry[1].Name ?? "", endpointId);
-      await new Promise((r) => setTimeout(r, LOOKUP_INTERVAL_MS).unref());
     }
-    return undefined;
   }
 
   private async withAliases(containerId: string, name: string, endpointId: string): Promise<EngineName> {

@@ -35,6 +35,7 @@ export class DockerPlugin {
   readonly driver: NetworkDriverBackend;
   readonly ipam: DockerIpam;
   private readonly names: EngineNames;
+  private readonly endpoints: DockerEndpoints;
   private readonly gatewayDns: GatewayDns;
   private readonly log: Logger;
   private server: Server | undefined;
@@ -73,6 +74,7 @@ export class DockerPlugin {
         ),
     });
     dockerEndpoints = eps;
+    this.endpoints = eps;
     this.driver = driverBackend(dockerNetworks, eps);
     this.ipam = new DockerIpam({ ctx, networks, state, overlay });
     this.gatewayDns = new GatewayDns({
@@ -102,10 +104,12 @@ export class DockerPlugin {
     this.names.stop();
     this.gatewayDns.stop();
     const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    }
+    await this.endpoints.settle();
   }
 }

@@ -153,6 +153,28 @@ test("engine IPAM, a published port from another host, an internal network", asy
 
   await h.docker(["rm", "-f", "web"]);
   t.is(await nsGet(lab, outside.ns, h.host.underlayIp, 8080), "", "the port went with the container");
+
+  // IPv6 with the engine's IPAM: both families recorded, a v6 default route through trellis
+  await h.docker([
+    "network",
+    "create",
+    "-d",
+    "trellis",
+    "--ipv6",
+    "--subnet",
+    "10.71.2.0/24",
+    "--subnet",
+    "fd00:71:2::/64",
+    "v6net",
+  ]);
+  await runSleeper(h, "v6net", "s6");
+  await runSleeper(h, "v6net", "t6");
+  const v6 = (
+    await h.docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}', "s6"])
+  ).stdout.trim();
+  t.regex(v6, /^fd00:71:2::/);
+  t.is((await dexec(h, "t6", ["ping", "-6", "-c", "1", "-W", "2", v6])).code, 0, "ping over IPv6");
+  t.regex((await dexec(h, "t6", ["ip", "-6", "route"])).stdout, /default via fd00:71:2::1/);
 });
 
 test("bad options and conflicts: the engine shows trellis's messages", async (t) => {
@@ -249,7 +271,19 @@ test("trellisd killed (SIGKILL) and restarted under running containers: they kee
   await h.daemon.kill("SIGKILL");
   t.is(await dget(h, "client", "web"), "web", "data plane up while trellisd is down");
   t.is(await nsGet(lab, outside.ns, h.host.underlayIp, 8080), "web", "published port too");
+  // A docker run while trellisd is down: the engine retries the refused calls (1, 2, 4, 8 s) and
+  // goes on once trellisd is back.
+  const during = h.docker(
+    ["run", "-d", "--name", "during", "--network", "rnet", "bb:latest", "sleep", "600"],
+    {
+      allowFail: true,
+    },
+  );
+  await new Promise((r) => setTimeout(r, 1500));
   await h.daemon.start();
+  const duringRun = await during;
+  t.is(duringRun.code, 0, `a docker run that hit the restart: ${duringRun.stderr}`);
+  t.true(await dping(h, "during", "web"), "and its container is on the network");
 
   t.is(await dget(h, "client", webIp), "web", "after the restart");
   t.is(await nsGet(lab, outside.ns, h.host.underlayIp, 8080), "web");
@@ -261,7 +295,7 @@ test("trellisd killed (SIGKILL) and restarted under running containers: they kee
   const names = Object.values(view.Containers)
     .map((c) => c.Name)
     .sort();
-  t.deepEqual(names, ["late", "web"], "the removed container's endpoint went");
+  t.deepEqual(names, ["during", "late", "web"], "the removed container's endpoint went");
   const again = await runSleeper(h, "rnet", "client");
   t.true(await dping(h, "client", "late"), "and its name can be used again");
   t.not(again, "");

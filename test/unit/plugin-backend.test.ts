@@ -63,7 +63,7 @@ function daemon(store: SqliteStore, kernel: FakeKernel) {
   // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field
   const post = async (path: string, body?: unknown): Promise<any> =>
     (await router.dispatch({ method: "POST", path, query: new URLSearchParams(), body })).body;
-  return { post, store, kernel, connected, events };
+  return { post, store, kernel, connected, events, settle: () => eps?.settle() };
 }
 
 function fresh() {
@@ -206,6 +206,7 @@ test("a network's life as the engine drives it with trellis IPAM, every call ret
     t.deepEqual(await after.post("/NetworkDriver.Leave", ref(EP1)), {});
   }
   for (let i = 0; i < 2; i++) t.deepEqual(await after.post("/NetworkDriver.DeleteEndpoint", ref(EP1)), {});
+  await after.settle(); // the veth goes after the reply
   t.is(host.link(veth.name), undefined, "veth pair gone");
   t.is(host.link(far.name), undefined);
   t.is(d.store.getAllocation(pool.PoolID, "10.60.0.2")?.owner, "docker-ipam", "back to the IPAM driver");
