@@ -43,18 +43,26 @@ export function verdictChain(s: Pick<Service, "backends" | "affinity">): string 
   return s.affinity === "client-ip" ? affinityChain(n) : randomChain(n);
 }
 
-/** Every map element a service owns: one verdict per VIP, and N backend slots per VIP. */
-export function elementsOf(s: Service): Element[] {
-  const chain = verdictChain(s);
+/**
+ * Calls `visit` for every map element a service owns: one verdict per VIP, and N backend slots per
+ * VIP. A visitor rather than a list: the full render of 10 000 services should not allocate 60 000
+ * objects it throws away at once.
+ */
+export function visitElements(s: Service, visit: (map: string, key: string, value: string) => void): void {
+  const verdict = `jump ${verdictChain(s)}`;
   const slots = slotOrder(s.backends);
-  const out: Element[] = [];
+  const map = backendMap(slots.length);
+  const targets = slots.map((b) => `${b.ip} . ${b.port}`);
   for (const vip of s.vips) {
     const key = vipKey(vip);
-    out.push({ map: SERVICES_MAP, key, value: `jump ${chain}` });
-    slots.forEach((b, slot) => {
-      out.push({ map: backendMap(slots.length), key: `${key} . ${slot}`, value: `${b.ip} . ${b.port}` });
-    });
+    visit(SERVICES_MAP, key, verdict);
+    for (let slot = 0; slot < targets.length; slot++) visit(map, `${key} . ${slot}`, targets[slot]!);
   }
+}
+
+export function elementsOf(s: Service): Element[] {
+  const out: Element[] = [];
+  visitElements(s, (map, key, value) => out.push({ map, key, value }));
   return out;
 }
 

@@ -4,7 +4,6 @@
  * (the daemon, from gossip); this module only turns that into nftables state.
  */
 import { invalid } from "../common/errors.js";
-import { formatIp, tryParseAddress } from "../ipam/cidr.js";
 import type { Protocol } from "../store/records.js";
 
 /** One address:port a service answers on. A service has one per network and published port. */
@@ -44,11 +43,12 @@ export const MAX_BACKENDS = 128;
 
 const isPort = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
 
-/** Throws INVALID_ARGUMENT unless `ip` is an IPv4 address written canonically (keys compare as text). */
+/** Dotted quad, each octet 0-255 without leading zeros: the canonical form, so keys compare as text.
+ * A regular expression rather than the IPAM parser: validating 10 000 services must stay cheap. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 function checkIpv4(ip: string, what: string): void {
-  const parsed = tryParseAddress(ip);
-  if (parsed?.family !== 4) throw invalid(`${what}: "${ip}" is not an IPv4 address`);
-  if (formatIp(parsed) !== ip) throw invalid(`${what}: write "${ip}" as ${formatIp(parsed)}`);
+  if (!IPV4.test(ip)) throw invalid(`${what}: "${ip}" is not an IPv4 address in dotted-quad form`);
 }
 
 /** A VIP's identity in the kernel: the key of its element in the services map. */
@@ -106,5 +106,8 @@ export function validateServices(services: readonly Service[]): void {
  */
 export function slotOrder(backends: readonly Backend[]): Backend[] {
   const num = (ip: string) => ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-  return [...backends].sort((a, b) => num(a.ip) - num(b.ip) || a.port - b.port);
+  return backends
+    .map((b) => ({ b, n: num(b.ip) }))
+    .sort((x, y) => x.n - y.n || x.b.port - y.b.port)
+    .map((x) => x.b);
 }

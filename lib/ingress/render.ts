@@ -14,18 +14,16 @@ import {
   randomChain,
   SERVICES_MAP,
   TABLE,
+  visitElements,
 } from "./layout.js";
 import { MAX_BACKENDS, type Service } from "./model.js";
 
 const VIP_KEY_EXPR = "ip daddr . meta l4proto . th dport";
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
-function renderMap(name: string, header: string, elements: readonly Element[]): string[] {
+function renderMap(name: string, header: string, items: readonly string[]): string[] {
   const lines = [`  map ${name} {`, `    ${header}`];
-  if (elements.length > 0) {
-    const items = elements.map((e) => `${e.key} : ${e.value}`);
-    lines.push(`    elements = {\n      ${items.join(",\n      ")}\n    }`);
-  }
+  if (items.length > 0) lines.push(`    elements = {\n      ${items.join(",\n      ")}\n    }`);
   lines.push("  }");
   return lines;
 }
@@ -67,14 +65,14 @@ function renderBaseChains(): string[] {
 
 /** The whole table, replacing whatever was there in one transaction (never a moment without it). */
 export function renderTable(services: readonly Service[]): string {
-  const byMap = new Map<string, Element[]>();
+  const byMap = new Map<string, string[]>();
   // By id, so the text depends only on the set of services (golden tests, comparing renders).
   for (const s of [...services].sort((a, b) => a.id - b.id)) {
-    for (const e of elementsOf(s)) {
-      const list = byMap.get(e.map);
-      if (list) list.push(e);
-      else byMap.set(e.map, [e]);
-    }
+    visitElements(s, (map, key, value) => {
+      const items = byMap.get(map);
+      if (items) items.push(`${key} : ${value}`);
+      else byMap.set(map, [`${key} : ${value}`]);
+    });
   }
   const lines = [
     renderDeleteTable().trimEnd(),
