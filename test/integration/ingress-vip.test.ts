@@ -195,6 +195,18 @@ test.serial("UDP to the same VIP reaches every backend, one new flow per source 
   t.log(`UDP counts ${JSON.stringify(r.markers)}; χ² = ${chiSquare(Object.values(r.markers), 4).toFixed(2)}`);
 });
 
+test.serial("the host itself reaches a VIP too (nat output hook)", async (t) => {
+  const { lab, host } = bed!;
+  const r = await runScript(lab, host.ns, COUNTER, ["tcp", VIP_EVEN, "80", "40", "4", "3000"]);
+  const counts = JSON.parse(r) as Counts;
+  t.deepEqual(counts.errors, {});
+  t.is(
+    Object.values(counts.markers).reduce((a, b) => a + b, 0),
+    40,
+  );
+  t.true(Object.keys(counts.markers).length > 1, JSON.stringify(counts.markers));
+});
+
 test.serial("client-ip affinity keeps each client on one backend, for TCP and UDP", async (t) => {
   const { programmer, clients, backends } = bed!;
   await programmer.upsert(service(2, VIP_STICKY, plain(backends), { affinity: "client-ip" }));
