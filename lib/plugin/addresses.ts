@@ -12,9 +12,16 @@ import { RESERVED_ADDRESS_OWNER } from "./state.js";
 const prefixOf = (subnet: string) => subnet.slice(subnet.indexOf("/"));
 const bareOf = (cidr: string) => canonicalAddress(cidr.split("/")[0]!);
 
+/** An address an endpoint took: with its pool's prefix length; `fromDriver`: handed out by
+ * trellis's IPAM driver, so the engine releases it itself after DeleteEndpoint. */
+export interface Claimed {
+  cidr: string;
+  fromDriver: boolean;
+}
+
 /**
- * Takes `cidr` (from the engine) for the endpoint, or a free address when it is "". Returns the
- * address with the pool's prefix length. Runs inside the caller's store transaction.
+ * Takes `cidr` (from the engine) for the endpoint, or a free address when it is "". Runs inside the
+ * caller's store transaction.
  */
 export function claimAddress(
   ctx: DaemonContext,
@@ -22,38 +29,34 @@ export function claimAddress(
   cidr: string,
   endpointId: string,
   pick?: () => string,
-): string {
+): Claimed {
   const { store, ipam } = ctx;
   if (cidr === "") {
     const address = pick
       ? ipam.requestAddress(pool.id, { owner: endpointId, address: pick() })
       : ipam.requestAddress(pool.id, { owner: endpointId });
-    return `${address}${prefixOf(pool.subnet)}`;
+    return { cidr: `${address}${prefixOf(pool.subnet)}`, fromDriver: false };
   }
   const address = bareOf(cidr);
   const held = store.getAllocation(pool.id, address);
-  if (held?.owner === RESERVED_ADDRESS_OWNER) {
+  const fromDriver = held?.owner === RESERVED_ADDRESS_OWNER;
+  if (held && fromDriver) {
     store.removeAllocation(pool.id, address);
     store.addAllocation({ ...held, owner: endpointId });
   } else if (held?.owner !== endpointId) {
     // free: take it (checked against the subnet); held by another: IPAM names the holder
     ipam.requestAddress(pool.id, { owner: endpointId, address });
   }
-  return `${address}${prefixOf(pool.subnet)}`;
+  return { cidr: `${address}${prefixOf(pool.subnet)}`, fromDriver };
 }
 
 /**
  * Gives the endpoint's addresses back. Addresses from trellis's IPAM driver go back to it
  * (RESERVED): the engine releases them itself right after DeleteEndpoint.
  */
-export function releaseAddresses(
-  ctx: DaemonContext,
-  net: NetworkRecord,
-  pools: PoolRecord[],
-  ep: EndpointRecord,
-) {
+export function releaseAddresses(ctx: DaemonContext, pools: PoolRecord[], ep: EndpointRecord) {
   const { store, ipam } = ctx;
-  const engineHoldsThem = net.driver === "overlay" || net.docker?.ipam === "trellis";
+  const engineHoldsThem = ep.docker?.fromDriver === true;
   for (const cidr of [ep.ipv4, ep.ipv6]) {
     if (cidr === undefined) continue;
     const address = bareOf(cidr);

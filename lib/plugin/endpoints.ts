@@ -105,8 +105,11 @@ export class DockerEndpoints {
         const v4 = poolFor(pools, 4, net, overlay);
         const v6 = poolFor(pools, 6, net, undefined);
         const id = req.endpointId;
-        const ipv4 = v4 && claimAddress(ctx, v4.pool, req.iface.address, id, v4.pick);
-        const ipv6 = v6 && claimAddress(ctx, v6.pool, req.iface.addressIPv6, id);
+        const claim4 = v4 && claimAddress(ctx, v4.pool, req.iface.address, id, v4.pick);
+        const claim6 = v6 && claimAddress(ctx, v6.pool, req.iface.addressIPv6, id);
+        const ipv4 = claim4?.cidr;
+        const ipv6 = claim6?.cidr;
+        const fromDriver = claim4?.fromDriver === true || claim6?.fromDriver === true;
         const rec: EndpointRecord = {
           id,
           networkId: net.id,
@@ -123,7 +126,7 @@ export class DockerEndpoints {
           gatewayEndpoint: !net.internal,
           state: "creating",
           created: new Date().toISOString(),
-          docker: { joined: false, dockerNetworkId: req.networkId },
+          docker: { joined: false, dockerNetworkId: req.networkId, fromDriver },
         };
         ctx.store.putEndpoint(rec);
         return rec;
@@ -220,7 +223,7 @@ export class DockerEndpoints {
   private discard(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     const { store, links } = this.deps.ctx;
     const pending = store.transaction(() => {
-      releaseAddresses(this.deps.ctx, net, poolsOf(store, net), ep);
+      releaseAddresses(this.deps.ctx, poolsOf(store, net), ep);
       store.deleteEndpoint(ep.id);
       return store.addPendingDeletion({ kind: "link", name: ep.hostIfName });
     });

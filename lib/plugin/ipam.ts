@@ -8,17 +8,19 @@
  * are held by RESERVED_ADDRESS_OWNER until an endpoint takes them over at CreateEndpoint, and go
  * back to it at DeleteEndpoint, because the engine releases them itself afterwards.
  *
- * Overlay networks decide their addresses themselves (from the address blocks this host owns in
- * the cluster): a pool the engine requests with exactly an overlay network's subnet, or that its
- * overlay network took over, is an alias (state.ts) whose addresses come from the overlay.
+ * A pool the engine requests with exactly the subnet of an existing trellis network (an overlay, or
+ * a network to adopt with `-o trellis.name`), or whose subnet an overlay took over, is an alias
+ * (state.ts): its addresses come from that network's pool. Overlay networks pick them from the
+ * address blocks this host owns in the cluster.
  */
 import { randomBytes } from "node:crypto";
 import { conflict, invalid, notFound, TrellisError } from "../common/errors.js";
 import type { DaemonContext } from "../daemon/context.js";
 import type { OverlayAddressing } from "../daemon/endpoints.js";
+import { poolsOf } from "../daemon/lookup.js";
 import type { NetworkManager } from "../daemon/networks.js";
 import { geometryOf } from "../ipam/allocator.js";
-import { canonicalAddress, formatAddress, parseCidr } from "../ipam/cidr.js";
+import { canonicalAddress, canonicalCidr, formatAddress } from "../ipam/cidr.js";
 import type { NetworkRecord, PoolRecord } from "../store/records.js";
 import type { AddressResult, AddressSpaces, IpamBackend, IpamCapabilities, PoolResult } from "./backend.js";
 import type { ReleaseAddressRequest, RequestAddressRequest, RequestPoolRequest } from "./protocol.js";
@@ -43,7 +45,7 @@ export interface DockerIpamDeps {
 /** Where a PoolID's addresses come from: a pool of the plugin's own, or an overlay network's. */
 type PoolSource =
   | { kind: "pool"; pool: PoolRecord }
-  | { kind: "overlay"; net: NetworkRecord; pool: PoolRecord };
+  | { kind: "network"; net: NetworkRecord; pool: PoolRecord };
 
 export class DockerIpam implements IpamBackend {
   constructor(private readonly deps: DockerIpamDeps) {}
@@ -67,10 +69,17 @@ export class DockerIpam implements IpamBackend {
       throw invalid(`unknown address space "${req.addressSpace}" (trellis has ${LOCAL_ADDRESS_SPACE})`);
     }
     const id = `docker/${randomBytes(12).toString("hex")}`;
-    const overlay = req.pool && !req.v6 ? this.overlayWithSubnet(req.pool) : undefined;
-    if (overlay && !req.subPool) {
-      state.setOverlayOfPool(id, overlay.net.name);
-      return { PoolID: id, Pool: overlay.pool.subnet, Data: {} };
+    const existing = req.pool ? this.networkWithSubnet(req.pool) : undefined;
+    if (existing) {
+      // Exactly the subnet of a trellis network (an overlay, or one to adopt with -o trellis.name):
+      // its pool hands out the addresses.
+      if (req.subPool) {
+        throw invalid(
+          `subnet ${existing.pool.subnet} is network ${existing.net.name}'s: --ip-range cannot be used`,
+        );
+      }
+      state.setPoolAlias(id, existing.net.name, existing.pool.subnet);
+      return { PoolID: id, Pool: existing.pool.subnet, Data: {} };
     }
     const hostRoutes = await this.deps.networks.hostRoutes();
     const pool = ctx.ipam.requestPool({
@@ -127,7 +136,7 @@ export class DockerIpam implements IpamBackend {
       }
       return current;
     }
-    if (source.kind === "overlay") throw conflict(`overlay network ${source.net.name} has no gateway`);
+    if (source.kind === "network") throw conflict(`network ${source.net.name} has no gateway`);
     const geometry = geometryOf(source.pool);
     const first = formatAddress(source.pool.family, geometry.firstUsable);
     return store.transaction(() => {
@@ -146,7 +155,7 @@ export class DockerIpam implements IpamBackend {
   private async take(source: PoolSource, requested: string): Promise<string> {
     const { store, ipam } = this.deps.ctx;
     const want = requested === "" ? undefined : requested;
-    if (source.kind === "pool") {
+    if (source.kind === "pool" || source.net.driver !== "overlay") {
       return ipam.requestAddress(source.pool.id, {
         owner: RESERVED_ADDRESS_OWNER,
         ...(want ? { address: want } : {}),
@@ -176,27 +185,27 @@ export class DockerIpam implements IpamBackend {
 
   private sourceOrUndefined(poolId: string): PoolSource | undefined {
     const { ctx, state } = this.deps;
-    const overlayName = state.overlayOfPool(poolId);
-    if (overlayName !== undefined) {
-      const net = ctx.store.findNetworkByName(overlayName);
-      const pool = net && ctx.store.getPool(net.poolIds[0] ?? "");
-      if (net?.driver !== "overlay" || !pool) return undefined;
-      return { kind: "overlay", net, pool };
+    const alias = state.poolAlias(poolId);
+    if (alias !== undefined) {
+      const net = ctx.store.findNetworkByName(alias.network);
+      const pool = net && poolsOf(ctx.store, net).find((p) => p.subnet === alias.subnet);
+      return net && pool ? { kind: "network", net, pool } : undefined;
     }
     const pool = ctx.store.getPool(poolId);
     return pool ? { kind: "pool", pool } : undefined;
   }
 
-  /** The overlay network whose subnet is exactly `subnet`, if any. */
-  private overlayWithSubnet(subnet: string): { net: NetworkRecord; pool: PoolRecord } | undefined {
+  /**
+   * The network (overlay, or made by trellis itself) with a pool of exactly `subnet`, if any. A
+   * network an engine made has its own PoolIDs: its subnet is an overlap like any other.
+   */
+  private networkWithSubnet(subnet: string): { net: NetworkRecord; pool: PoolRecord } | undefined {
     const { store } = this.deps.ctx;
-    const canonical = parseCidr(subnet);
+    const wanted = canonicalCidr(subnet);
     for (const net of store.listNetworks()) {
-      if (net.driver !== "overlay") continue;
-      const pool = store.getPool(net.poolIds[0] ?? "");
-      if (!pool) continue;
-      const p = parseCidr(pool.subnet);
-      if (p.network === canonical.network && p.prefixLen === canonical.prefixLen) return { net, pool };
+      if (net.docker) continue;
+      const pool = poolsOf(store, net).find((p) => p.subnet === wanted);
+      if (pool) return { net, pool };
     }
     return undefined;
   }

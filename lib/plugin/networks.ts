@@ -1,12 +1,15 @@
 /**
  * CreateNetwork/DeleteNetwork: an engine's network becomes a trellis network.
  *
- * - bridge mode (the default): a trellis bridge network whose id is the engine's network id, so the
- *   mapping needs no table and `trellis network inspect <id prefix>` matches `docker network ls`.
- *   Its pools are the ones the engine took from trellis's IPAM driver, or, with the engine's own
- *   IPAM, trellis pools of the same subnets (so trellis still refuses overlaps).
- * - overlay mode: the cluster's overlay network of that name (created by the first engine, joined
- *   by the others); the engine's id maps to the name (state.ts).
+ * - bridge mode (the default): a new trellis bridge network whose id is the engine's network id, so
+ *   the mapping needs no table and `trellis network inspect <id prefix>` matches `docker network
+ *   ls`. Its pools are the ones the engine took from trellis's IPAM driver, or, with the engine's
+ *   own IPAM, trellis pools of the same subnets (so trellis still refuses overlaps).
+ * - `-o trellis.name=NAME` naming a network trellis made itself: the engine's network uses that
+ *   network (same subnets required), so Docker containers and namespaces attached with `trellis
+ *   network connect` share it. The engine's id maps to the name (state.ts).
+ * - overlay mode: the cluster's overlay network of that name (created by the first engine, joined by
+ *   the others), mapped by name the same way.
  * Calls are idempotent: the engine retries after a trellisd restart without knowing what happened.
  */
 import { conflict, invalid, notFound } from "../common/errors.js";
@@ -49,12 +52,8 @@ export class DockerNetworks {
 
   private find(dockerNetworkId: string): NetworkRecord | undefined {
     const { store } = this.deps.ctx;
-    const overlay = this.deps.state.overlayOfNetwork(dockerNetworkId);
-    if (overlay !== undefined) {
-      const net = store.findNetworkByName(overlay);
-      return net?.driver === "overlay" ? net : undefined;
-    }
-    return store.getNetwork(dockerNetworkId);
+    const name = this.deps.state.networkOf(dockerNetworkId);
+    return name === undefined ? store.getNetwork(dockerNetworkId) : store.findNetworkByName(name);
   }
 
   async create(req: CreateNetworkRequest): Promise<void> {
@@ -62,7 +61,9 @@ export class DockerNetworks {
     const opts = parseDockerNetworkOptions(req.generic, req.networkId);
     if (this.find(req.networkId)) return; // a retry of a create that went through
     const trellisIpam = [...req.ipv4, ...req.ipv6].some((d) => isTrellisAddressSpace(d.addressSpace));
-    if (opts.mode === "overlay") await this.createOverlay(req, opts, trellisIpam);
+    const existing = this.deps.ctx.store.findNetworkByName(opts.name);
+    if (existing && !existing.docker) this.adopt(req, opts, existing, trellisIpam);
+    else if (opts.mode === "overlay") await this.createOverlay(req, opts, trellisIpam);
     else {
       await this.createBridge(req, opts, trellisIpam);
       if (opts.name === defaultDockerNetworkName(req.networkId)) this.deps.created?.(req.networkId);
@@ -119,52 +120,80 @@ export class DockerNetworks {
 
   private async createOverlay(req: CreateNetworkRequest, opts: DockerNetworkOptions, trellisIpam: boolean) {
     const { ctx, state, networks } = this.deps;
+    this.checkOverlayIpam(req, trellisIpam);
+    const data = req.ipv4[0]!;
+    const subnet = canonicalCidr(data.pool);
+    const gateway = bare(data.gateway);
+    // The first engine to create it: the overlay takes the subnet over from the pending pool.
+    const pending = ctx.store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
+    if (pending) ctx.store.transaction(() => this.toAlias(pending, opts.name));
+    const input = this.input(req, opts);
+    input.ipamConfigs = [{ subnet, ...(gateway ? { gateway } : {}) }];
+    await networks.create(input);
+    state.setNetworkOf(req.networkId, opts.name);
+  }
+
+  private checkOverlayIpam(req: CreateNetworkRequest, trellisIpam: boolean) {
     if (!trellisIpam) {
       throw invalid(
         "an overlay network needs --ipam-driver trellis: the engine's own IPAM would hand out the same addresses on every host",
       );
     }
     if (req.ipv6.length > 0 || req.enableIPv6) throw invalid("overlay networks are IPv4-only (no --ipv6)");
-    const data = req.ipv4[0];
-    if (!data || req.ipv4.length > 1) throw invalid("an overlay network takes exactly one IPv4 subnet");
-    const subnet = canonicalCidr(data.pool);
-    const gateway = bare(data.gateway);
-    const existing = ctx.store.findNetworkByName(opts.name);
-    const pending = ctx.store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
-    if (existing) {
-      this.checkJoinable(existing, opts.name, subnet, gateway);
-      ctx.store.transaction(() => {
-        if (pending) this.toAlias(pending, opts.name);
-        state.setOverlayOfNetwork(req.networkId, opts.name);
-      });
-      return;
-    }
-    // The first engine to create it: the overlay takes the subnet over from the pending pool.
-    ctx.store.transaction(() => {
-      if (pending) this.toAlias(pending, opts.name);
-    });
-    const input = this.input(req, opts);
-    input.ipamConfigs = [{ subnet, ...(gateway ? { gateway } : {}) }];
-    await networks.create(input);
-    state.setOverlayOfNetwork(req.networkId, opts.name);
+    if (req.ipv4.length !== 1) throw invalid("an overlay network takes exactly one IPv4 subnet");
   }
 
-  private toAlias(pool: PoolRecord, overlay: string) {
-    this.deps.ctx.ipam.releasePool(pool.id);
-    this.deps.state.setOverlayOfPool(pool.id, overlay);
-  }
-
-  private checkJoinable(net: NetworkRecord, name: string, subnet: string, gateway: string | undefined) {
-    if (net.driver !== "overlay") {
-      throw conflict(`network ${name} already exists on this host and is not an overlay network`);
-    }
-    const pool = poolsOf(this.deps.ctx.store, net)[0];
-    if (pool?.subnet !== subnet || (gateway !== undefined && pool.gateway !== gateway)) {
+  /**
+   * The engine's network uses an existing trellis network (an overlay another engine or trellis
+   * created, or a bridge network made with `trellis network create`): the engine must have been
+   * given the same subnets and gateways, and the same kind of network.
+   */
+  private adopt(
+    req: CreateNetworkRequest,
+    opts: DockerNetworkOptions,
+    net: NetworkRecord,
+    trellisIpam: boolean,
+  ) {
+    const { store } = this.deps.ctx;
+    if (net.driver !== opts.mode) {
       throw conflict(
-        `overlay network ${name} already exists in the cluster with subnet ${pool?.subnet} and gateway ` +
-          `${pool?.gateway}: create it on this engine with --subnet ${pool?.subnet} --gateway ${pool?.gateway}`,
+        `network ${net.name} is a trellis ${net.driver} network: use -o trellis.mode=${net.driver}`,
       );
     }
+    if (opts.mode === "overlay") this.checkOverlayIpam(req, trellisIpam);
+    const extra = Object.keys(opts.driverOptions);
+    if (extra.length > 0) throw invalid(`option "${extra[0]}" cannot change existing network ${net.name}`);
+    if (req.internal !== net.internal) {
+      throw conflict(
+        `network ${net.name} is ${net.internal ? "" : "not "}internal: ${net.internal ? "add" : "drop"} --internal`,
+      );
+    }
+    const pools = poolsOf(store, net);
+    const wanted = pools
+      .map((p) => `--subnet ${p.subnet}${p.gateway ? ` --gateway ${p.gateway}` : ""}`)
+      .join(" ");
+    const data = [...req.ipv4, ...req.ipv6];
+    for (const d of data) {
+      const pool = pools.find((p) => p.subnet === canonicalCidr(d.pool));
+      const gateway = bare(d.gateway);
+      if (!pool || (gateway !== undefined && pool.gateway !== gateway)) {
+        throw conflict(
+          `network ${net.name} already exists with other addresses: create it on this engine with ${wanted}`,
+        );
+      }
+    }
+    store.transaction(() => {
+      for (const d of data) {
+        const pending = store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === canonicalCidr(d.pool));
+        if (pending) this.toAlias(pending, net.name);
+      }
+      this.deps.state.setNetworkOf(req.networkId, net.name);
+    });
+  }
+
+  private toAlias(pool: PoolRecord, network: string) {
+    this.deps.ctx.ipam.releasePool(pool.id);
+    this.deps.state.setPoolAlias(pool.id, network, pool.subnet);
   }
 
   /** The pool the engine took from trellis's IPAM for this subnet, not yet any network's. */
@@ -200,16 +229,16 @@ export class DockerNetworks {
     const { ctx, state, networks } = this.deps;
     const net = this.find(dockerNetworkId);
     if (!net) {
-      state.forgetNetwork(dockerNetworkId); // a retry, or an overlay removed through trellis
+      state.forgetNetwork(dockerNetworkId); // a retry, or a network removed through trellis
       return;
     }
     await this.deps.dropLeftovers(net, dockerNetworkId);
-    if (net.driver === "overlay") {
-      // The overlay is the cluster's: other engines may use it. This engine lets go of it only;
-      // `trellis network rm` removes it once nothing uses it anywhere.
-      state.forgetNetwork(dockerNetworkId);
-    } else {
+    if (net.docker) {
       await networks.remove(net.id, { byEngine: true });
+    } else {
+      // An overlay or an adopted network is not the engine's: other engines, or namespaces trellis
+      // attached, may use it. The engine lets go of it only; `trellis network rm` removes it.
+      state.forgetNetwork(dockerNetworkId);
     }
     ctx.log.info({ dockerNetworkId, name: net.name }, "docker: network deleted");
   }

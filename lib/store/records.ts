@@ -130,8 +130,10 @@ export interface DockerEndpointInfo {
   joined: boolean;
   /** the container's namespace path as the engine names it (Join's SandboxKey), once joined */
   sandboxKey?: string;
-  /** the engine's network id (differs from networkId for an overlay network) */
+  /** the engine's network id (differs from networkId for an overlay or adopted network) */
   dockerNetworkId: string;
+  /** the addresses came from trellis's IPAM driver: the engine releases them after DeleteEndpoint */
+  fromDriver?: boolean;
 }
 
 /** A kernel object whose deletion was promised but may not have happened yet (redone after a crash). */

@@ -249,6 +249,50 @@ test("bad options and conflicts: the engine shows trellis's messages", async (t)
   t.deepEqual(trellis.sort(), ["mine", "tiny"], "nor in trellis");
 });
 
+test("a network made with trellis, used by the engine through -o trellis.name: shared by both kinds of container", async (t) => {
+  const lab = await Lab.create(t);
+  const h = await dockerHost(t, lab, "h1");
+  await h.daemon.cli(["network", "create", "--subnet", "10.76.0.0/24", "shared"]);
+  const c1 = await lab.addContainer("c1");
+  await h.daemon.cli(["network", "connect", "--ip", "10.76.0.50", "shared", c1]);
+  const create = [
+    "network",
+    "create",
+    "-d",
+    "trellis",
+    "--ipam-driver",
+    "trellis",
+    "-o",
+    "trellis.name=shared",
+  ];
+  const wrong = await h.docker([...create, "--subnet", "10.76.9.0/24", "dshared"], { allowFail: true });
+  t.regex(
+    wrong.stderr,
+    /network shared already exists with other addresses: create it on this engine with --subnet 10\.76\.0\.0\/24 --gateway 10\.76\.0\.1/,
+  );
+  await h.docker([...create, "--subnet", "10.76.0.0/24", "dshared"]);
+  const ip = await runSleeper(h, "dshared", "dc");
+  t.not(ip, "10.76.0.50", "one allocator for both kinds of container");
+  t.true(await dping(h, "dc", "10.76.0.50"), "Docker container → trellis namespace");
+  t.true(await ping(lab, c1, ip), "trellis namespace → Docker container");
+  const view = await trellisView(h, "shared");
+  t.deepEqual(
+    Object.values(view.Containers)
+      .map((c) => c.IPv4Address)
+      .sort(),
+    [`${ip}/24`, "10.76.0.50/24"].sort(),
+  );
+  await h.docker(["rm", "-f", "dc"]);
+  await h.docker(["network", "rm", "dshared"]);
+  const after = await trellisView(h, "shared");
+  t.deepEqual(
+    Object.values(after.Containers).map((c) => c.Name),
+    [c1],
+    "trellis's network stays, with its namespace",
+  );
+  t.true(await ping(lab, c1, "10.76.0.1"));
+});
+
 test("trellisd killed (SIGKILL) and restarted under running containers: they keep working, new runs work", async (t) => {
   const lab = await Lab.create(t);
   const h = await dockerHost(t, lab, "h1");
