@@ -12,8 +12,18 @@
  * Why a chain pair and a map per backend count: numgen's modulus is a constant in the rule, so the
  * count has to be chosen by a verdict; with exactly N slots for N backends every backend gets 1/N of
  * the new connections. One map per count (rather than one map for all) keeps each map bound by two
- * rules only: the kernel re-validates every element of a data map against every rule that uses the
- * map, which with 2·MAX_BACKENDS users made loading 10 000 services ~3× slower.
+ * rules only: the kernel checks every element of a data map against every rule that uses the map,
+ * and with one shared map (256 users) loading 10 000 services took 1.8 s instead of 0.5 s here.
+ *
+ * What the data plane does, and what it relies on:
+ * - nat chains see only a connection's first packet; conntrack keeps the chosen backend for the
+ *   rest, so a backend removed from @be_N drains (no new connections, established ones go on);
+ * - no backends: `refuse` answers at once, TCP with a reset, UDP with ICMP port unreachable (the
+ *   kernel rate-limits ICMP errors per client: icmp_ratelimit, a burst of 6 then 1/s);
+ * - a client and its backend on the same bridge: the reply is bridged, not routed, and only
+ *   br_netfilter (bridge-nf-call-iptables=1, the default in a new namespace) lets conntrack give it
+ *   the VIP as source again; the backend sees the client's own address;
+ * - IPv4 only (`table ip`).
  */
 import { type Service, slotOrder, vipKey } from "./model.js";
 
