@@ -8,7 +8,8 @@
  * forwarded upstream as usual.
  *
  * The asker is identified by its source address on the network, which scopes the answer like the
- * embedded DNS does (its networks' names only).
+ * embedded DNS does (its networks' names only). Queries from any other address get no answer:
+ * the gateway must not become an open resolver for whatever can route to it.
  */
 import { createSocket, type Socket } from "node:dgram";
 import { createServer, type Server } from "node:net";
@@ -110,7 +111,9 @@ export class GatewayDns {
     const port = this.deps.port ?? 53;
     const udp = createSocket({ type: "udp4" });
     udp.on("message", (msg, rinfo) => {
-      const out = this.deps.answer(this.askerOf(networkId, rinfo.address), msg, "udp");
+      const asker = this.askerOf(networkId, rinfo.address);
+      if (asker === "") return; // not an endpoint of the network: trellis is nobody else's resolver
+      const out = this.deps.answer(asker, msg, "udp");
       void Promise.resolve(out).then((o) => o && udp.send(o, rinfo.port, rinfo.address), swallow);
     });
     await new Promise<void>((resolve, reject) => {
@@ -129,6 +132,7 @@ export class GatewayDns {
       conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
       conn.on("error", swallow);
       const asker = this.askerOf(networkId, conn.remoteAddress ?? "");
+      if (asker === "") return void conn.destroy();
       conn.on("data", (chunk: Buffer) => {
         for (const msg of reader.push(chunk)) {
           const out = this.deps.answer(asker, msg, "tcp" satisfies Transport);

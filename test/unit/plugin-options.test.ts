@@ -1,6 +1,7 @@
 /** What the Docker plugin makes of `-o` options and of `-p` port bindings. */
 import test from "ava";
 import { TrellisError } from "../../lib/common/errors.js";
+import { parseDaemonArgs } from "../../lib/daemon/config.js";
 import { parseDockerNetworkOptions } from "../../lib/plugin/options.js";
 import { assignPorts, samePorts } from "../../lib/plugin/ports.js";
 
@@ -71,4 +72,26 @@ test("ports: explicit, range, any (ephemeral), per address, IPv6 skipped, clashe
   });
   t.throws(() => assignPorts([b(80, 0, "", 132)], []), { message: /cannot publish protocol 132/ });
   t.true(samePorts(assignPorts([b(1), b(2)], []), assignPorts([b(2), b(1)], [])));
+});
+
+test("trellisd flags: --docker-plugin and its sockets; off by default", (t) => {
+  const plugin = (argv: string[]) => {
+    const parsed = parseDaemonArgs(argv);
+    return parsed.kind === "run" ? parsed.config.dockerPlugin : undefined;
+  };
+  t.is(plugin([]), undefined);
+  t.deepEqual(plugin(["--docker-plugin"]), {
+    socket: "/run/docker/plugins/trellis.sock",
+    engineSocket: "/run/docker.sock",
+  });
+  t.deepEqual(
+    plugin(["--docker-plugin-socket=/lab/p/trellis.sock", "--docker-engine-socket", "/lab/d.sock"]),
+    {
+      socket: "/lab/p/trellis.sock",
+      engineSocket: "/lab/d.sock",
+    },
+  );
+  t.throws(() => parseDaemonArgs(["--docker-plugin-socket"]), {
+    message: "flag --docker-plugin-socket needs a value",
+  });
 });
