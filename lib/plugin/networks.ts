@@ -199,10 +199,17 @@ export class DockerNetworks {
   /** The pool the engine took from trellis's IPAM for this subnet, not yet any network's. */
   private pendingPool(cidr: string): PoolRecord {
     const subnet = canonicalCidr(cidr);
-    const pool = this.deps.ctx.store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
-    if (!pool)
-      throw notFound(`no trellis address pool for subnet ${subnet} (was it requested from trellis?)`);
-    return pool;
+    const { store } = this.deps.ctx;
+    const pool = store.listPools(PENDING_POOL_OWNER).find((p) => p.subnet === subnet);
+    if (pool) return pool;
+    // The engine asked for exactly the subnet of a trellis network: IPAM handed out that network's pool.
+    const holder = store.listNetworks().find((n) => poolsOf(store, n).some((p) => p.subnet === subnet));
+    if (holder) {
+      throw conflict(
+        `subnet ${subnet} is trellis network ${holder.name}'s: add -o trellis.name=${holder.name} to use that network, or choose another subnet`,
+      );
+    }
+    throw notFound(`no trellis address pool for subnet ${subnet} (was it requested from trellis?)`);
   }
 
   /**

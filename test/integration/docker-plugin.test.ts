@@ -270,6 +270,11 @@ test("a network made with trellis, used by the engine through -o trellis.name: s
     wrong.stderr,
     /network shared already exists with other addresses: create it on this engine with --subnet 10\.76\.0\.0\/24 --gateway 10\.76\.0\.1/,
   );
+  const unnamed = await h.docker(
+    ["network", "create", "-d", "trellis", "--ipam-driver", "trellis", "--subnet", "10.76.0.0/24", "other"],
+    { allowFail: true },
+  );
+  t.regex(unnamed.stderr, /subnet 10\.76\.0\.0\/24 is trellis network shared's: add -o trellis\.name=shared/);
   await h.docker([...create, "--subnet", "10.76.0.0/24", "dshared"]);
   const ip = await runSleeper(h, "dshared", "dc");
   t.not(ip, "10.76.0.50", "one allocator for both kinds of container");
