@@ -63,16 +63,7 @@ export class LinkProgrammer {
 
   /** Creates the veth pair with its container end already inside the namespace, then configures both ends. */
   async plumbEndpoint(d: DesiredEndpoint, ns: NetnsRef, bridgeIndex: number): Promise<void> {
-    const host = this.kernel.host();
-    await host.createVeth({
-      name: d.hostIfName,
-      mtu: d.mtu,
-      alias: d.alias,
-      peer: { name: d.container.ifName, netns: ns, mac: d.container.mac, alias: d.alias },
-    });
-    const hostLink = await host.getLink(d.hostIfName);
-    if (!hostLink) throw conflict(`veth ${d.hostIfName} vanished right after it was created`);
-    await this.configureHostEnd(d, hostLink, bridgeIndex);
+    await this.createPair(d, ns, bridgeIndex);
     await this.configureContainerEnd(d, ns);
   }
 
@@ -82,13 +73,17 @@ export class LinkProgrammer {
    * addresses; the engine moves it into the container, renames it and configures it.
    */
   async plumbHostPeer(d: DesiredEndpoint, bridgeIndex: number): Promise<void> {
+    await this.createPair(d, await this.hostNetns(), bridgeIndex);
+  }
+
+  /** The veth pair, its far end born in `peerNs`; the host end enslaved and up. */
+  private async createPair(d: DesiredEndpoint, peerNs: NetnsRef, bridgeIndex: number): Promise<void> {
     const host = this.kernel.host();
-    const hostNs = await this.hostNetns();
     await host.createVeth({
       name: d.hostIfName,
       mtu: d.mtu,
       alias: d.alias,
-      peer: { name: d.container.ifName, netns: hostNs, mac: d.container.mac, alias: d.alias },
+      peer: { name: d.container.ifName, netns: peerNs, mac: d.container.mac, alias: d.alias },
     });
     const hostLink = await host.getLink(d.hostIfName);
     if (!hostLink) throw conflict(`veth ${d.hostIfName} vanished right after it was created`);
