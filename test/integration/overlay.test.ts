@@ -71,6 +71,26 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
     allowFail: true,
   });
   t.is(df.code, 0, df.stdout + df.stderr);
+  // a full-size TCP stream (16 MB) crosses without any IP fragmentation on either host
+  const fragStats = async (ns: string) => {
+    const snmp = (await lab.exec(ns, ["cat", "/proc/net/snmp"])).stdout
+      .split("\n")
+      .filter((l) => l.startsWith("Ip:"));
+    const [names, values] = snmp.map((l) => l.trim().split(/\s+/));
+    const get = (k: string) => Number(values![names!.indexOf(k)]);
+    return get("FragCreates") + get("ReasmReqds");
+  };
+  const before = [await fragStats(hosts[0]!.ns), await fragStats(hosts[1]!.ns)];
+  lab.spawnIn(cs[1]!, ["iperf3", "-s", "-1", "-p", "5201"]);
+  await new Promise((r) => setTimeout(r, 300));
+  const bulk = await lab.exec(cs[0]!, ["iperf3", "-c", ips[1]!, "-p", "5201", "-n", "16M", "-J"], {
+    allowFail: true,
+    timeoutMs: 30_000,
+  });
+  t.is(bulk.code, 0, bulk.stderr);
+  const report = JSON.parse(bulk.stdout) as { end: { sum_received: { bytes: number } } };
+  t.true(report.end.sum_received.bytes >= 16 * 1024 * 1024);
+  t.deepEqual([await fragStats(hosts[0]!.ns), await fragStats(hosts[1]!.ns)], before, "no fragmentation");
   // disconnect on h3: its FDB/neighbour entries vanish on h1 and h2
   await d3.cli(["network", "disconnect", "ov1", cs[2]!]);
   await waitFor(
@@ -86,7 +106,6 @@ test("an overlay network spans three hosts: cross-host ping and TCP, no duplicat
   t.false(await ping(lab, cs[0]!, ips[2]!));
   t.is(await resolve(cs[0]!, cs[2]!), "", "a disconnected remote endpoint no longer resolves");
   t.true(await ping(lab, cs[0]!, ips[1]!));
-  void hosts;
 });
 
 test("two hosts that created the same overlay name apart converge on one network when they meet", async (t) => {
