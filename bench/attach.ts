@@ -6,7 +6,6 @@
  *
  *   node dist/bench/attach.js [--runs N] [--no-docker] [--skip-1000] [--json]
  */
-import { execFileSync } from "node:child_process";
 import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { Lab, type LabDaemon } from "../test/helpers/lab.js";
@@ -16,7 +15,7 @@ import { measureCliFloor, measurePoint } from "./lib/latency.js";
 import { type BenchOptions, parseOptions, USAGE } from "./lib/options.js";
 import { type BenchReport, type DockerStatus, renderReport, reportJson } from "./lib/report.js";
 import { measureScale } from "./lib/scale.js";
-import { memoryOf } from "./lib/sys.js";
+import { buildCommit, memoryOf } from "./lib/sys.js";
 import {
   type AttachTarget,
   BENCH_NETWORK,
@@ -106,16 +105,7 @@ async function startDocker(
 }
 
 function environment(lab: Lab): Record<string, string | number | number[]> {
-  let commit = "?";
-  try {
-    const git = (args: string[]) => execFileSync("git", args, { cwd: lab.repoRoot, encoding: "utf8" }).trim();
-    commit = git(["rev-parse", "--short", "HEAD"]);
-    // The daemon and CLI are built from the working tree: say when it holds uncommitted work.
-    const dirty = git(["status", "--porcelain", "--", "lib", "bin", "native"]);
-    if (dirty !== "") commit += ` + ${dirty.split("\n").length} uncommitted file(s) under lib/ bin/ native/`;
-  } catch {
-    // not a git checkout
-  }
+  const commit = buildCommit(lab.repoRoot);
   return {
     node: process.version,
     kernel: release(),

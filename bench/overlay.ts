@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { Lab, type LabDaemon, type LabHost, waitFor } from "../test/helpers/lab.js";
 import { errorMessage } from "../test/helpers/proc.js";
 import { quantile } from "./lib/stats.js";
+import { buildCommit } from "./lib/sys.js";
 
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -564,15 +565,7 @@ function renderReport(r: Report): string {
 }
 
 function environment(lab: Lab): Record<string, string | number | number[]> {
-  let commit = "?";
-  try {
-    const git = (args: string[]) => execFileSync("git", args, { cwd: lab.repoRoot, encoding: "utf8" }).trim();
-    commit = git(["rev-parse", "--short", "HEAD"]);
-    const dirty = git(["status", "--porcelain", "--", "lib", "bin", "native"]);
-    if (dirty !== "") commit += ` + ${dirty.split("\n").length} uncommitted file(s) under lib/ bin/ native/`;
-  } catch {
-    // not a git checkout
-  }
+  const commit = buildCommit(lab.repoRoot);
   let iperf = "?";
   try {
     iperf = execFileSync("iperf3", ["--version"], { encoding: "utf8" }).split("\n")[0]!.trim();

@@ -2,7 +2,7 @@
  * What the bench reads from the system and how it runs commands: a process's network interfaces and
  * memory from /proc, a command timed from spawn to exit, a bounded worker pool.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanEnv, describeArgv } from "../../test/helpers/proc.js";
@@ -120,4 +120,20 @@ export async function mapPool<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/**
+ * The commit the figures were measured on. The daemon and CLI are built from the working tree, so
+ * say when it holds uncommitted work; "?" outside a git checkout.
+ */
+export function buildCommit(repoRoot: string): string {
+  try {
+    const git = (args: string[]) => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim();
+    let commit = git(["rev-parse", "--short", "HEAD"]);
+    const dirty = git(["status", "--porcelain", "--", "lib", "bin", "native"]);
+    if (dirty !== "") commit += ` + ${dirty.split("\n").length} uncommitted file(s) under lib/ bin/ native/`;
+    return commit;
+  } catch {
+    return "?";
+  }
 }
