@@ -1,11 +1,13 @@
 /**
  * The in-memory record index the resolver answers from: endpoints by (network, name), by address,
- * and each container's networks (its DNS scope). Updated synchronously by the daemon's endpoint
- * events, so an answer changes the moment an endpoint connects or disconnects. No I/O.
+ * and each container's networks (its DNS scope), plus the services (services.ts). Updated
+ * synchronously by the daemon's endpoint events and the service manager, so an answer changes the
+ * moment an endpoint connects or disconnects or a service changes. No I/O.
  */
 import { type Cidr, contains, formatIp, type IpAddress, parseCidr, tryParseAddress } from "../ipam/cidr.js";
 import type { EndpointRecord } from "../store/records.js";
 import { normalizeName } from "./names.js";
+import { ServiceRecords } from "./services.js";
 
 /** What DNS needs of an endpoint. */
 export interface DnsEndpoint {
@@ -58,8 +60,15 @@ export class DnsRecords {
   /** containerId → networkId → how many endpoints (always 1 today; counted to stay correct) */
   private readonly containers = new Map<string, Map<string, number>>();
   private readonly subnets = new Map<string, Cidr[]>();
-  /** Bumped on every change: lets callers drop whatever they derived from the old records. */
-  generation = 0;
+  /** Fed by the service manager, not by the store: clear() leaves them (see DnsService.rebuild). */
+  readonly services = new ServiceRecords();
+  private changes = 0;
+
+  /** Grows on every change, of endpoints or services: lets callers drop what they derived from the
+   * old records (the resolver's memo). */
+  get generation(): number {
+    return this.changes + this.services.generation;
+  }
 
   add(ep: DnsEndpoint): void {
     if (this.endpoints.has(ep.id)) this.remove(ep.id);
@@ -71,7 +80,7 @@ export class DnsRecords {
     const nets = this.containers.get(ep.containerId) ?? new Map<string, number>();
     this.containers.set(ep.containerId, nets);
     nets.set(ep.networkId, (nets.get(ep.networkId) ?? 0) + 1);
-    this.generation++;
+    this.changes++;
   }
 
   /** Removes an endpoint; unknown ids are ignored (events may repeat or precede a rebuild). */
@@ -88,7 +97,7 @@ export class DnsRecords {
     if (left > 0) nets?.set(ep.networkId, left);
     else nets?.delete(ep.networkId);
     if (nets?.size === 0) this.containers.delete(ep.containerId);
-    this.generation++;
+    this.changes++;
     return ep;
   }
 
@@ -97,21 +106,22 @@ export class DnsRecords {
       networkId,
       subnets.map((s) => parseCidr(s)),
     );
-    this.generation++;
+    this.changes++;
   }
 
   removeNetwork(networkId: string): void {
     this.subnets.delete(networkId);
-    this.generation++;
+    this.changes++;
   }
 
+  /** Forgets endpoints and subnets (what a rebuild reads again from the store); keeps services. */
   clear(): void {
     this.endpoints.clear();
     this.names.clear();
     this.addresses.clear();
     this.containers.clear();
     this.subnets.clear();
-    this.generation++;
+    this.changes++;
   }
 
   /** The asker's scope; empty for a container trellis does not know. */
@@ -120,9 +130,9 @@ export class DnsRecords {
     return nets ? [...nets.keys()] : [];
   }
 
-  /** Every network with a subnet or an endpoint: the scope of an administrator's lookup. */
+  /** Every network with a subnet, an endpoint or a service: the scope of an administrator's lookup. */
   allNetworks(): Scope {
-    return [...new Set([...this.subnets.keys(), ...this.names.keys()])];
+    return [...new Set([...this.subnets.keys(), ...this.names.keys(), ...this.services.networks()])];
   }
 
   hasContainer(containerId: string): boolean {
@@ -137,6 +147,11 @@ export class DnsRecords {
       if (found) out.push(...found);
     }
     return out;
+  }
+
+  /** Endpoints answering to the (normalised) name on one network; undefined when none does. */
+  endpointsOn(networkId: string, lname: string): readonly DnsEndpoint[] | undefined {
+    return this.names.get(networkId)?.get(lname);
   }
 
   /** Endpoints holding the address on the scope's networks. */

@@ -14,6 +14,7 @@ import { reverseNames, singleLabelNxdomain, trellisNames } from "./handlers.js";
 import { ListenerManager, type ListenerOptions } from "./listeners.js";
 import { DnsRecords, dnsEndpointOf } from "./records.js";
 import { Resolver } from "./resolver.js";
+import type { DnsServiceEntry } from "./services.js";
 import { readResolvConf, type Upstream } from "./upstreams.js";
 
 export interface DnsConfig {
@@ -127,7 +128,23 @@ export class DnsService {
     if (!this.records.hasContainer(ep.containerId)) this.listeners.close(ep.containerId);
   }
 
-  /** After the start-up reconcile: the store holds exactly the live, programmed endpoints. */
+  /**
+   * Creates or replaces a service's names (by id), as the service manager sees it now; the next
+   * query sees the change (the resolver's memo follows the records' generation).
+   */
+  setService(entry: DnsServiceEntry): void {
+    this.records.services.set(entry);
+  }
+
+  /** Removes a service's names; an unknown id is a no-op. */
+  removeService(id: string): void {
+    this.records.services.remove(id);
+  }
+
+  /**
+   * After the start-up reconcile: the store holds exactly the live, programmed endpoints. Services
+   * are not in that store; the records keep them across the rebuild.
+   */
   rebuild(): void {
     this.records.clear();
     const alive = new Map<string, EndpointRecord>();
