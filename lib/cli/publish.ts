@@ -20,7 +20,8 @@ export interface PublishSpec {
 
 export const PUBLISH_SYNTAX = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]";
 
-function parsePort(which: string, text: string): number {
+/** Throws an Error whose message is the reason; `which` names the port ("host", "target", ...). */
+export function parsePort(which: string, text: string): number {
   // Digits only: Number() would also accept "0x50", " 80" and "8e1".
   if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535 || text.startsWith("0")) {
     throw new Error(`${which} port "${text}" must be a number from 1 to 65535`);
@@ -28,7 +29,7 @@ function parsePort(which: string, text: string): number {
   return Number(text);
 }
 
-function parseProto(text: string): Proto {
+export function parseProto(text: string): Proto {
   if (text === "tcp" || text === "udp") return text;
   throw new Error(`protocol "${text}" must be tcp or udp`);
 }

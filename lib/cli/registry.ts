@@ -100,6 +100,37 @@ export const GROUPS: Readonly<Record<string, GroupEntry>> = {
       },
     },
   },
+  service: {
+    summary: "Manage services: VIP load balancing and published ports",
+    verbs: {
+      "add-backend": {
+        summary: "Add containers to a service's backends",
+        load: async () => (await import("./commands/service-add-backend.js")).default,
+      },
+      create: {
+        summary: "Create a service",
+        load: async () => (await import("./commands/service-create.js")).default,
+      },
+      inspect: {
+        summary: "Display detailed information on one or more services",
+        load: async () => (await import("./commands/service-inspect.js")).default,
+      },
+      ls: {
+        summary: "List services",
+        aliases: ["list"],
+        load: async () => (await import("./commands/service-ls.js")).default,
+      },
+      "remove-backend": {
+        summary: "Remove containers from a service's backends",
+        load: async () => (await import("./commands/service-remove-backend.js")).default,
+      },
+      rm: {
+        summary: "Remove one or more services",
+        aliases: ["remove"],
+        load: async () => (await import("./commands/service-rm.js")).default,
+      },
+    },
+  },
 };
 
 export function findGroup(name: string): GroupEntry | undefined {

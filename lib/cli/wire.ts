@@ -79,3 +79,56 @@ export function isNetworkResource(value: unknown): value is NetworkResource {
   const v = value as Record<string, unknown>;
   return typeof v["Id"] === "string" && typeof v["Name"] === "string";
 }
+
+/** One port of POST /trellis/services/create; PublishMode only with PublishedPort. */
+export interface ServicePortWire {
+  Protocol: Proto;
+  TargetPort: number;
+  PublishedPort?: number;
+  PublishMode?: "ingress" | "host";
+}
+
+export interface ServiceCreateRequest {
+  Name: string;
+  /** names, ids or id prefixes */
+  Networks: string[];
+  EndpointMode: "vip" | "dnsrr";
+  Ports: ServicePortWire[];
+  Affinity: "none" | "client-ip";
+  HealthTcp?: number;
+  Labels: Record<string, string>;
+}
+
+/** POST /trellis/services/{ref}/backends and .../backends/remove */
+export interface ServiceBackendRequest {
+  /** as for network connect: resolved by the daemon */
+  Container: string;
+}
+
+/** As returned by GET /trellis/services[/{ref}]: the fields ls and create rely on (inspect prints all). */
+export interface ServiceResource {
+  ID: string;
+  Name: string;
+  EndpointMode: string;
+  /** Addr is CIDR; absent in dnsrr mode */
+  VirtualIPs: Array<{ NetworkID: string; Network: string; Addr?: string }>;
+  Ports: Array<{ Protocol: string; TargetPort: number; PublishedPort?: number; PublishMode: string }>;
+  Backends: Array<{ Name: string; Addr: string; Health: string }>;
+}
+
+export function isServiceResource(value: unknown): value is ServiceResource {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v["ID"] === "string" &&
+    typeof v["Name"] === "string" &&
+    Array.isArray(v["VirtualIPs"]) &&
+    Array.isArray(v["Ports"]) &&
+    Array.isArray(v["Backends"])
+  );
+}
+
+/** `/trellis/services/{nameOrId}` with the segment escaped, so names cannot smuggle `/` or `?`. */
+export function servicePath(nameOrId: string, suffix = ""): string {
+  return `/trellis/services/${encodeURIComponent(nameOrId)}${suffix}`;
+}

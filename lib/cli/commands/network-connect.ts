@@ -1,10 +1,11 @@
 import { flagValue } from "../args.js";
-import { networkPath } from "../client.js";
-import { defineCommand } from "../command.js";
+import { type ApiClient, networkPath } from "../client.js";
+import { defineCommand, printLine, type Writer } from "../command.js";
 import { UsageError } from "../errors.js";
 import { parseIPv4, parseIPv6 } from "../ip.js";
 import { parsePublishFlags } from "../publish.js";
-import type { NetworkConnectRequest } from "../wire.js";
+import type { NetworkConnectRequest, NetworkDisconnectRequest } from "../wire.js";
+import { postBackend } from "./service-backends.js";
 
 const spec = {
   ip: { kind: "string", metavar: "IP", help: "IPv4 address (e.g. 172.30.100.104)" },
@@ -16,6 +17,11 @@ const spec = {
     short: "p",
     metavar: "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]",
     help: "Publish a container port on the host",
+  },
+  service: {
+    kind: "string",
+    metavar: "SERVICE",
+    help: "Then make the container a backend of SERVICE (the connect is undone if that fails)",
   },
 } as const;
 
@@ -30,6 +36,26 @@ function checked(parse: (text: string) => unknown): (text: string) => string {
     parse(text);
     return text;
   };
+}
+
+/** Adds the new endpoint to the service; if that fails, disconnects again so nothing is half-done. */
+async function joinService(
+  client: ApiClient,
+  stderr: Writer,
+  where: { network: string; container: string; service: string },
+): Promise<void> {
+  try {
+    await postBackend(client, where.service, where.container, "add");
+  } catch (err) {
+    const undo: NetworkDisconnectRequest = { Container: where.container, Force: false };
+    try {
+      await client.post(networkPath(where.network, "/disconnect"), undo);
+    } catch (undoErr) {
+      const reason = undoErr instanceof Error ? undoErr.message : String(undoErr);
+      printLine(stderr, `trellis: ${where.container} stays connected to ${where.network}: ${reason}`);
+    }
+    throw err;
+  }
 }
 
 export default defineCommand({
@@ -51,7 +77,11 @@ export default defineCommand({
       EndpointConfig: { IPAMConfig: ipam, Aliases: values.alias.map((a) => nonEmpty("--alias", a)) },
       Trellis: trellis,
     };
-    await (await ctx.client()).post(networkPath(network!, "/connect"), body);
+    const service = values.service === undefined ? undefined : nonEmpty("--service", values.service);
+    const client = await ctx.client();
+    await client.post(networkPath(network!, "/connect"), body);
+    if (service !== undefined)
+      await joinService(client, ctx.io.stderr, { network: network!, container: body.Container, service });
     return 0;
   },
 });

@@ -1,0 +1,3 @@
+import { backendCommand } from "./service-backends.js";
+
+export default backendCommand("add");
