@@ -11,11 +11,13 @@ import { RtNetlink } from "./netlink/rtnetlink.js";
 import { NetlinkSocket } from "./netlink/socket.js";
 import { netnsAlive, resolveNetns } from "./netns.js";
 import { nftApply, nftListTable } from "./nft.js";
+import { createNftSession } from "./nft-session.js";
 import { setSysctl } from "./sysctl.js";
-import type { Kernel, Netlink, NetnsRef, NftOptions } from "./types.js";
+import type { Kernel, Netlink, NetnsRef, NftOptions, NftSession } from "./types.js";
 
 export type { NativeAddon } from "./native.js";
 export { nftVersion } from "./nft.js";
+export { createNftSession, type NftSessionOptions } from "./nft-session.js";
 export { getSysctl } from "./sysctl.js";
 export type * from "./types.js";
 
@@ -54,6 +56,11 @@ class LinuxKernel implements Kernel {
 
   nftApply(script: string, opts?: NftOptions): Promise<void> {
     return nftApply(script, opts);
+  }
+
+  nftSession(opts?: NftOptions): NftSession {
+    this.assertOpen();
+    return createNftSession(opts);
   }
 
   nftListTable(family: string, name: string, opts?: NftOptions): Promise<unknown> {

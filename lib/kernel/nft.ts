@@ -64,7 +64,7 @@ export async function nftListTable(family: string, name: string, opts: NftOption
 }
 
 /** nft reports "Error: ..." lines plus the offending source line and a caret marker: keep it all. */
-function nftError(stderr: string, code: number | null): string {
+export function nftError(stderr: string, code: number | null): string {
   const text = stderr.trim();
   if (!text) return code === null ? "nft was killed (timeout)" : `nft exited with status ${code}`;
   const errorLine = text.split("\n").find((l) => l.includes("Error:")) ?? text.split("\n")[0];
@@ -77,12 +77,18 @@ interface RunResult {
   stderr: string;
 }
 
-function run(args: string[], input: string, opts: NftOptions): Promise<RunResult> {
+/** The command line running nft with `args`, inside `netns` when given. nsenter execs nft, so the
+ * child's PID is nft's once it started. */
+export function nftCommand(args: string[], netns?: NetnsRef | string): [string, string[]] {
   const nft = findBinary(NFT_CANDIDATES, "nftables");
-  const nsPath = typeof opts.netns === "string" ? opts.netns : opts.netns?.path;
-  const [cmd, argv] = nsPath
+  const nsPath = typeof netns === "string" ? netns : netns?.path;
+  return nsPath
     ? [findBinary(NSENTER_CANDIDATES, "util-linux"), [`--net=${nsPath}`, "--", nft, ...args]]
     : [nft, args];
+}
+
+function run(args: string[], input: string, opts: NftOptions): Promise<RunResult> {
+  const [cmd, argv] = nftCommand(args, opts.netns);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"], timeout: opts.timeoutMs ?? 30_000 });
     const out: Buffer[] = [];

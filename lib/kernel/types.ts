@@ -243,6 +243,21 @@ export interface NftOptions {
   netns?: NetnsRef;
 }
 
+/**
+ * A long-lived nft process in one network namespace (lib/kernel/nft-session.ts): each apply is one
+ * atomic transaction with nftApply's semantics and error messages, without a process start each
+ * time. Calls are serialised. The owner must close() it: a live nft keeps its namespace alive.
+ */
+export interface NftSession {
+  /** Applies the script as one transaction: all of it or, on any error, none of it (rejects with
+   * nft's error text in a KernelError). */
+  apply(script: string): Promise<void>;
+  /** Waits for the applies in flight, ends the nft process and waits for its exit. Idempotent. */
+  close(): Promise<void>;
+  /** nft's PID while a process runs; undefined before the first apply, after it died, after close. */
+  readonly pid: number | undefined;
+}
+
 /** Entry point to the kernel for the daemon. */
 export interface Kernel {
   /** Netlink in the daemon's own ("host") namespace. */
@@ -257,6 +272,9 @@ export interface Kernel {
   /** Applies an nft script as one atomic transaction (`nft -f -`), in the daemon's namespace
    * unless opts.netns names another one. */
   nftApply(script: string, opts?: NftOptions): Promise<void>;
+  /** A long-lived nft process for frequent transactions, in the daemon's namespace unless opts.netns
+   * names another one. Optional: fakes may leave it out (callers then use nftApply). */
+  nftSession?(opts?: NftOptions): NftSession;
   /** `nft -j list table FAMILY NAME`, parsed; undefined if the table does not exist. */
   nftListTable(family: string, name: string, opts?: NftOptions): Promise<unknown | undefined>;
   /** Runs iptables/ip6tables (-w) in the daemon's namespace; for Docker coexistence only. */

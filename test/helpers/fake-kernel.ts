@@ -34,6 +34,7 @@ import type {
   Netlink,
   NetnsRef,
   NftOptions,
+  NftSession,
   RouteInfo,
   RouteSpec,
   VethSpec,
@@ -641,6 +642,19 @@ export class FakeKernel implements Kernel {
   async nftApply(script: string, opts?: NftOptions): Promise<void> {
     this.record(opts?.netns?.path ?? "host", "nftApply", [script]);
     this.nftScripts.push({ script, ...(opts?.netns ? { netns: opts.netns.path } : {}) });
+  }
+
+  /** Kernel.nftSession: each apply is an nftApply call (same records, same injected failures). */
+  nftSession(opts?: NftOptions): NftSession {
+    let closed = false;
+    return {
+      pid: undefined,
+      apply: (script) =>
+        closed ? Promise.reject(new KernelError("nft session is closed")) : this.nftApply(script, opts),
+      close: async () => {
+        closed = true;
+      },
+    };
   }
 
   async nftListTable(_family: string, _name: string, _opts?: NftOptions): Promise<unknown | undefined> {
