@@ -6,7 +6,10 @@ import { type ClusterOperations, clusterRoutes } from "../api/cluster-routes.js"
 import { dnsRoutes } from "../api/dns-routes.js";
 import { dockerRoutes } from "../api/docker-routes.js";
 import { serve } from "../api/http.js";
+import { serviceRoutes } from "../api/service-routes.js";
 import { DnsService } from "../dns/service.js";
+import { ServiceManager } from "../ingress/manager.js";
+import { ServiceProgrammer } from "../ingress/programmer.js";
 import { Ipam } from "../ipam/ipam.js";
 import { createKernel } from "../kernel/index.js";
 import type { Kernel } from "../kernel/types.js";
@@ -40,6 +43,8 @@ export class Daemon {
   overlay: OverlayManager | undefined;
   /** present when started with --docker-plugin: a Docker engine's network and IPAM driver */
   plugin: DockerPlugin | undefined;
+  /** services: VIPs, backends, the routing mesh (lib/ingress) */
+  readonly services: ServiceManager;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -53,6 +58,11 @@ export class Daemon {
       search: config.dnsSearch,
       cacheSize: config.dnsCacheSize,
     });
+    this.services = new ServiceManager(ctx, {
+      dns: this.dns,
+      programmer: new ServiceProgrammer({ nftApply: (script) => ctx.kernel.nftApply(script), log: ctx.log }),
+    });
+    this.networks.removalGuard = (net) => this.services.checkNetworkRemovable(net);
   }
 
   static create(config: DaemonConfig, log: Logger, kernel: Kernel = createKernel()): Daemon {
@@ -61,7 +71,13 @@ export class Daemon {
       const net = store.getNetwork(owner);
       if (net) return `network "${net.name}"`;
       const ep = store.getEndpoint(owner);
-      return ep ? `endpoint ${ep.name}` : owner === "gateway" ? "the gateway" : owner;
+      if (ep) return `endpoint ${ep.name}`;
+      if (owner.startsWith("service:")) {
+        const svc = store.getService(owner.slice("service:".length));
+        return svc ? `the VIP of service ${svc.name}` : "a service VIP";
+      }
+      if (owner === "mesh") return "this host's mesh address";
+      return owner === "gateway" ? "the gateway" : owner;
     };
     const ipam = new Ipam({ store, describeOwner });
     const ctx: DaemonContext = {
@@ -79,15 +95,18 @@ export class Daemon {
   /** Overlay networks show the endpoints of every host, each with its node. */
   private withRemotes(view: NetworkView): NetworkView {
     if (view.network.driver !== "overlay" || !this.overlay) return view;
-    const remote = this.overlay.remoteEndpoints(view.network.id).map((r) => ({
-      id: r.id,
-      containerId: r.containerId,
-      name: r.name,
-      aliases: r.aliases,
-      ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
-      mac: r.mac,
-      node: r.node,
-    }));
+    const remote = this.overlay
+      .remoteEndpoints(view.network.id)
+      .filter((r) => !r.mesh)
+      .map((r) => ({
+        id: r.id,
+        containerId: r.containerId,
+        name: r.name,
+        aliases: r.aliases,
+        ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
+        mac: r.mac,
+        node: r.node,
+      }));
     return { ...view, node: this.overlay.cluster.self, remote };
   }
 
@@ -150,7 +169,8 @@ export class Daemon {
       const records = this.dns.records;
       // Names of endpoints on other hosts resolve in the embedded DNS of every host.
       this.overlay.remoteListener = {
-        appeared: (id, e) =>
+        appeared: (id, e) => {
+          if (e.mesh) return;
           records.add({
             id,
             networkId: e.networkId,
@@ -158,13 +178,16 @@ export class Daemon {
             name: e.name,
             aliases: e.aliases,
             ...(e.ipv4 ? { ipv4: e.ipv4.split("/")[0]! } : {}),
-          }),
+          });
+        },
         gone: (id) => void records.remove(id),
       };
       this.networks.overlay = this.overlay;
       this.endpoints.overlay = this.overlay;
       await this.overlay.start();
+      this.services.overlay = this.overlay;
     }
+    await this.services.start();
     if (this.config.dockerPlugin) {
       const { ctx, networks, endpoints, dns } = this;
       this.plugin = new DockerPlugin({ ctx, networks, endpoints, dns, config: this.config.dockerPlugin });
@@ -173,6 +196,7 @@ export class Daemon {
     const router = dockerRoutes(this.operations(), { version: VERSION, kernelVersion: release() });
     dnsRoutes(router, this.dns);
     clusterRoutes(router, () => this.clusterOperations());
+    serviceRoutes(router, () => this.services);
     this.server = await serve({
       socketPath: this.config.socket,
       router,
@@ -214,6 +238,7 @@ export class Daemon {
     }
     await this.plugin?.stop();
     await this.endpoints.settle();
+    this.services.stop();
     this.overlay?.stop();
     // No graceful leave: a restart within the failure-detection window must not make the other
     // hosts drop this host's endpoints (`trellis cluster leave` is the explicit goodbye).

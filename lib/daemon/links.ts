@@ -10,7 +10,16 @@ import type { Kernel, LinkInfo, Netlink, NetnsRef } from "../kernel/types.js";
 
 const isLinkLocal6 = (address: string) => address.toLowerCase().startsWith("fe80:");
 
-async function ensureAddresses(nl: Netlink, index: number, want: DesiredAddress[], prune: boolean) {
+/** IPv4 /32s on a bridge are service VIPs: lib/ingress/links.ts owns them, pruning leaves them. */
+const isServiceVip = (a: DesiredAddress) => a.prefixLen === 32 && !a.address.includes(":");
+
+async function ensureAddresses(
+  nl: Netlink,
+  index: number,
+  want: DesiredAddress[],
+  prune: boolean,
+  keep: (a: DesiredAddress) => boolean = () => false,
+) {
   const have = (await nl.listAddresses()).filter((a) => a.index === index);
   const key = (a: DesiredAddress) => `${a.address}/${a.prefixLen}`;
   const haveKeys = new Set(have.map(key));
@@ -19,7 +28,7 @@ async function ensureAddresses(nl: Netlink, index: number, want: DesiredAddress[
   if (prune) {
     const wantKeys = new Set(want.map(key));
     for (const a of have) {
-      if (wantKeys.has(key(a)) || isLinkLocal6(a.address)) continue;
+      if (wantKeys.has(key(a)) || isLinkLocal6(a.address) || keep(a)) continue;
       await nl.deleteAddress(index, a.address, a.prefixLen);
       haveKeys.delete(key(a));
     }
@@ -57,7 +66,7 @@ export class LinkProgrammer {
     if (link.mtu !== d.mtu || !link.up || link.alias !== d.alias) {
       await host.setLink(link.index, { mtu: d.mtu, up: true, alias: d.alias });
     }
-    await ensureAddresses(host, link.index, d.addresses, true);
+    await ensureAddresses(host, link.index, d.addresses, true, isServiceVip);
     return link.index;
   }
 

@@ -35,6 +35,8 @@ export class NetworkManager {
 
   /** Overlay networks are created and removed cluster-wide by the overlay manager (when clustered). */
   overlay: OverlayDriverHooks | undefined;
+  /** throws FORBIDDEN while something else (a service's VIP) still needs the network */
+  removalGuard: ((net: NetworkRecord) => void) | undefined;
 
   constructor(private readonly ctx: DaemonContext) {}
 
@@ -197,6 +199,7 @@ export class NetworkManager {
     if (net.docker && !opts.byEngine) {
       throw forbidden(`network ${net.name} belongs to a Docker engine: remove it with docker network rm`);
     }
+    this.removalGuard?.(net);
     if (net.driver === "overlay" && this.overlay) {
       await this.overlay.remove(net);
       return;
@@ -220,8 +223,8 @@ export class NetworkManager {
       try {
         await this.remove(net.id);
       } catch (err) {
-        // an overlay network in use on another host is not unused
-        if (net.driver === "overlay" && err instanceof TrellisError && err.code === "FORBIDDEN") continue;
+        // in use by a service, or (overlay) by another host: not unused
+        if (err instanceof TrellisError && err.code === "FORBIDDEN") continue;
         throw err;
       }
       removed.push(net.name);

@@ -32,6 +32,8 @@ export interface OverlayEndpointEntry {
   /** the host's VTEP (advertise address) */
   vtep: string;
   node: string;
+  /** a host's own mesh address (lib/ingress/mesh-ports.ts), not a container: no DNS name, no inspect */
+  mesh?: true;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

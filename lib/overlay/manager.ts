@@ -265,10 +265,11 @@ export class OverlayManager implements OverlayDriverHooks {
   }
 
   async remove(net: NetworkRecord): Promise<void> {
+    // Hosts' mesh addresses go with the services that needed them; they never hold a network.
     const endpoints = this.table
       .entries(epKeyspace(net.id))
       .map(readEndpoint)
-      .filter((e): e is OverlayEndpointEntry => e !== undefined);
+      .filter((e): e is OverlayEndpointEntry => e !== undefined && !e.mesh);
     const local = this.ctx.store.listEndpoints(net.id);
     if (endpoints.length > 0 || local.length > 0) {
       const names = [

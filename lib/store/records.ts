@@ -144,3 +144,17 @@ export interface PendingDeletion {
   netnsPath?: string;
   name: string;
 }
+
+export type { ServiceSpec as ServiceRecord } from "../ingress/spec.js";
+
+/** One endpoint of this host serving as a backend (task) of a service. */
+export interface BackendRecord {
+  serviceId: string;
+  endpointId: string;
+  networkId: string;
+  containerId: string;
+  /** the endpoint's name */
+  name: string;
+  /** bare IPv4 */
+  ip: string;
+}

@@ -62,6 +62,21 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX endpoints_by_name ON endpoints (network_id, name);
   CREATE INDEX endpoints_publishing ON endpoints (publishes) WHERE publishes = 1;
   `,
+  // 3: services this host knows (its own and the cluster's) and the backends it runs
+  `
+  CREATE TABLE services (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL
+  );
+  CREATE TABLE service_backends (
+    service_id  TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (service_id, endpoint_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX service_backends_by_endpoint ON service_backends (endpoint_id);
+  `,
 ];
 
 /** Brings the database to the latest schema version. */

@@ -19,10 +19,12 @@ import { addressKey, parseAddress } from "../ipam/cidr.js";
 import type { IpamStore } from "../ipam/ipam.js";
 import type {
   AllocationRecord,
+  BackendRecord,
   EndpointRecord,
   NetworkRecord,
   PendingDeletion,
   PoolRecord,
+  ServiceRecord,
 } from "./records.js";
 import { migrate } from "./schema.js";
 
@@ -68,6 +70,21 @@ const SQL = {
   addPendingDeletion: "INSERT INTO pending_deletions (data) VALUES (?)",
   listPendingDeletions: "SELECT id, data FROM pending_deletions ORDER BY id",
   removePendingDeletion: "DELETE FROM pending_deletions WHERE id = ?",
+  listServices: "SELECT data FROM services ORDER BY rowid",
+  getService: "SELECT data FROM services WHERE id = ?",
+  findServiceByName: "SELECT data FROM services WHERE name = ?",
+  putService:
+    "INSERT INTO services (id, name, data) VALUES (?, ?, ?) " +
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, data = excluded.data",
+  deleteService: "DELETE FROM services WHERE id = ?",
+  deleteServiceBackends: "DELETE FROM service_backends WHERE service_id = ?",
+  listBackends: "SELECT data FROM service_backends ORDER BY service_id, endpoint_id",
+  listBackendsOf: "SELECT data FROM service_backends WHERE service_id = ? ORDER BY endpoint_id",
+  backendsOfEndpoint: "SELECT data FROM service_backends WHERE endpoint_id = ?",
+  putBackend:
+    "INSERT INTO service_backends (service_id, endpoint_id, data) VALUES (?, ?, ?) " +
+    "ON CONFLICT (service_id, endpoint_id) DO UPDATE SET data = excluded.data",
+  deleteBackend: "DELETE FROM service_backends WHERE service_id = ? AND endpoint_id = ?",
   getMeta: "SELECT value FROM meta WHERE key = ?",
   setMeta:
     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -277,6 +294,57 @@ export class SqliteStore implements IpamStore {
 
   removeAllocation(poolId: string, address: string): boolean {
     return this.#st.removeAllocation.run(poolId, address).changes > 0;
+  }
+
+  // --- services and the backends this host runs ------------------------------------------------
+
+  listServices(): ServiceRecord[] {
+    return this.#all<ServiceRecord>(this.#st.listServices);
+  }
+
+  getService(id: string): ServiceRecord | undefined {
+    return this.#one<ServiceRecord>(this.#st.getService, id);
+  }
+
+  findServiceByName(name: string): ServiceRecord | undefined {
+    return this.#one<ServiceRecord>(this.#st.findServiceByName, name);
+  }
+
+  /** Inserts or replaces by id; a name held by another service is a CONFLICT. */
+  putService(rec: ServiceRecord): void {
+    try {
+      this.#st.putService.run(rec.id, rec.name, JSON.stringify(rec));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw conflict(`service name "${rec.name}" is already in use`);
+      throw err;
+    }
+  }
+
+  /** Deletes the service together with its backend records. */
+  deleteService(id: string): boolean {
+    return this.transaction(() => {
+      this.#st.deleteServiceBackends.run(id);
+      return this.#st.deleteService.run(id).changes > 0;
+    });
+  }
+
+  listBackends(serviceId?: string): BackendRecord[] {
+    return serviceId === undefined
+      ? this.#all<BackendRecord>(this.#st.listBackends)
+      : this.#all<BackendRecord>(this.#st.listBackendsOf, serviceId);
+  }
+
+  /** The services an endpoint serves (indexed: runs on every disconnect). */
+  backendsOfEndpoint(endpointId: string): BackendRecord[] {
+    return this.#all<BackendRecord>(this.#st.backendsOfEndpoint, endpointId);
+  }
+
+  putBackend(rec: BackendRecord): void {
+    this.#st.putBackend.run(rec.serviceId, rec.endpointId, JSON.stringify(rec));
+  }
+
+  deleteBackend(serviceId: string, endpointId: string): boolean {
+    return this.#st.deleteBackend.run(serviceId, endpointId).changes > 0;
   }
 
   // --- pending deletions ---------------------------------------------------------------------

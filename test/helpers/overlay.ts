@@ -1,9 +1,13 @@
 /** Overlay test helpers: an n-host lab cluster joined by gossip, overlay endpoint addresses. */
-import type { ExecutionContext } from "ava";
 import { Lab, type LabDaemon, waitFor } from "./lab.js";
 import { inspect } from "./net.js";
 
-export async function cluster(t: ExecutionContext, n = 3, extra: string[] = []) {
+/** `t` undefined: the caller destroys the lab (e.g. one cluster shared by a file's serial tests). */
+export async function cluster(
+  t: { teardown(fn: () => unknown): void } | undefined,
+  n = 3,
+  extra: string[] = [],
+) {
   const lab = await Lab.create(t);
   const hosts = [];
   for (let i = 1; i <= n; i++) hosts.push(await lab.addHost(`h${i}`));
