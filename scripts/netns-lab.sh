@@ -6,7 +6,7 @@
 #   netns-lab.sh status       namespaces, daemons, cluster members and networks per daemon
 #   netns-lab.sh down [PREFIX] stop the lab's processes, delete its namespaces and its lab dir
 #                              (with PREFIX and no lab up: delete namespaces left by a crashed run)
-#   netns-lab.sh demo         up 3, a narrated bridge + published-port + overlay walk-through, then down
+#   netns-lab.sh demo         up 3, a narrated bridge + published-port + overlay + services walk-through, then down
 #
 # Layout (prefix = tr + 4 random hex digits, e.g. tr3f9a):
 #   PREFIX-sw      bridge br0, one veth port per host/client       (no address)
@@ -352,6 +352,7 @@ cmd_demo() {
   cmd_up 3
   demo_bridge
   demo_overlay
+  demo_services
 }
 
 # The bridge part, all on h1: two containers on a bridge network, ping, a published port.
@@ -520,6 +521,75 @@ demo_overlay() {
   else
     record_check FAIL "h3 no longer knows $net after its removal on h1"
   fi
+}
+
+# The services part: a VIP in front of backends on h2 and h3, its DNS name, and the routing mesh.
+demo_services() {
+  local net=svcdemo subnet=10.22.0.0/24 i host ns www vip client="$prefix-h1-svc-client" backends=()
+  say
+  say "==== Part 3: a service: one name and VIP in front of backends on other hosts, and the routing mesh"
+  say
+  step "Create an overlay network for the service" trellis-h1 network create -d overlay --subnet "$subnet" "$net"
+  for i in 2 3; do wait_until 10 network_known "h$i" "$net" || true; done
+  for i in 2 3; do
+    host="h$i"
+    ns="$prefix-$host-web"
+    backends+=("$ns")
+    www="$lab_dir/www-svc-$host"
+    mkdir -p "$www"
+    printf 'hello from the web backend on %s\n' "$host" >"$www/index.html"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    step "A backend container on $host, connected there" "trellis-$host" network connect "$net" "$ns"
+    ip netns exec "$ns" busybox httpd -f -p 80 -h "$www" </dev/null >>"$lab_dir/httpd-svc-$host.log" 2>&1 &
+    record_pid "$!" "httpd in $ns"
+    wait_http "$ns" 127.0.0.1 80 || {
+      record_check FAIL "httpd in $ns starts"
+      exit 1
+    }
+  done
+  step "Create the service on h1: a VIP on $net, TCP port 80 at the VIP, published as 8080 on every node (mode=ingress)" \
+    trellis-h1 service create --name web --network "$net" -p 8080:80
+  for i in 2 3; do
+    step "Make h$i's container a backend of web (on h$i, where the container runs)" \
+      "trellis-h$i" service add-backend web "${backends[i - 2]}"
+  done
+  wait_until 10 backends_are h1 web 2 || true
+  check "h1 lists both backends, on node h2 and h3" "2/2" trellis-h1 service ls
+  vip="$(trellis-h1 service inspect web | jq -r '.[0].VirtualIPs[0].Addr | sub("/.*"; "")')"
+  ip netns add "$client"
+  ip -n "$client" link set lo up
+  step "A client container on h1 (which runs no backend)" trellis-h1 network connect "$net" "$client"
+  check "Its embedded DNS resolves web to the VIP ($vip)" "$vip" \
+    ip netns exec "$client" dig +short @127.0.0.11 web
+  check "tasks.web resolves to the backends themselves" "10.22.0." \
+    ip netns exec "$client" dig +short @127.0.0.11 tasks.web
+  check "New connections to the VIP spread over the backends (one of 10 reached h2)" "backend on h2" \
+    fetch_many "$client" "$vip" 80 10
+  check "(and one reached h3)" "backend on h3" fetch_many "$client" "$vip" 80 10
+  check "The outside client reaches the service through h1's published port 8080, though h1 runs no backend (routing mesh over the overlay)" \
+    "hello from the web backend" ip netns exec "$prefix-client" timeout 5 busybox wget -q -O - "http://$(host_ip 1):8080/"
+  step "Remove the service, then the containers and the network" trellis-h1 service rm web
+  trellis-h1 network disconnect "$net" "$client" >/dev/null
+  for i in 2 3; do "trellis-h$i" network disconnect "$net" "${backends[i - 2]}" >/dev/null; done
+  check "The VIP has left h1's bridge" "gone" vip_gone h1 "$vip"
+  trellis-h1 network rm "$net" >/dev/null
+}
+
+# backends_are HOST SERVICE N: HOST's daemon lists N backends of SERVICE.
+backends_are() {
+  [[ "$("$repo/bin/trellis" --socket "$(socket_of "$1")" service inspect "$2" | jq '.[0].Backends | length')" == "$3" ]]
+}
+
+# fetch_many NS IP PORT N: N HTTP GETs from NS, each answer on its own line.
+fetch_many() {
+  local i
+  for ((i = 0; i < $4; i++)); do ip netns exec "$1" timeout 5 busybox wget -q -O - "http://$2:$3/" || true; done
+}
+
+# vip_gone HOST VIP: prints "gone" when no address of HOST's namespace is VIP.
+vip_gone() {
+  ip -n "$prefix-$1" -4 -o addr show | grep -q " $2/32 " || echo gone
 }
 
 # wait_http NS IP PORT: until a GET answers (5 s at most). (Debian's busybox 1.35 wget crashes when -T

@@ -12,7 +12,7 @@ import { ServiceManager } from "../ingress/manager.js";
 import { ServiceProgrammer } from "../ingress/programmer.js";
 import { Ipam } from "../ipam/ipam.js";
 import { createKernel } from "../kernel/index.js";
-import type { Kernel } from "../kernel/types.js";
+import type { Kernel, NftSession } from "../kernel/types.js";
 import { Cluster } from "../overlay/cluster.js";
 import { debugOverlay, OverlayManager } from "../overlay/manager.js";
 import { DockerPlugin } from "../plugin/plugin.js";
@@ -45,6 +45,7 @@ export class Daemon {
   plugin: DockerPlugin | undefined;
   /** services: VIPs, backends, the routing mesh (lib/ingress) */
   readonly services: ServiceManager;
+  private readonly nftSession: NftSession | undefined;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -58,9 +59,15 @@ export class Daemon {
       search: config.dnsSearch,
       cacheSize: config.dnsCacheSize,
     });
+    // One long-lived nft for the VIP table: a service change costs an element diff, not a process.
+    this.nftSession = ctx.kernel.nftSession?.();
+    const session = this.nftSession;
     this.services = new ServiceManager(ctx, {
       dns: this.dns,
-      programmer: new ServiceProgrammer({ nftApply: (script) => ctx.kernel.nftApply(script), log: ctx.log }),
+      programmer: new ServiceProgrammer({
+        nftApply: (script) => (session ? session.apply(script) : ctx.kernel.nftApply(script)),
+        log: ctx.log,
+      }),
     });
     this.networks.removalGuard = (net) => this.services.checkNetworkRemovable(net);
   }
@@ -239,6 +246,7 @@ export class Daemon {
     await this.plugin?.stop();
     await this.endpoints.settle();
     this.services.stop();
+    await this.nftSession?.close();
     this.overlay?.stop();
     // No graceful leave: a restart within the failure-detection window must not make the other
     // hosts drop this host's endpoints (`trellis cluster leave` is the explicit goodbye).

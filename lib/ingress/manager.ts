@@ -387,7 +387,9 @@ export class ServiceManager implements ServiceOperations {
       for (const e of table.entries(beKeyspace(spec.id))) {
         if (e.owner === this.self) continue;
         const entry = readBackend(e);
-        if (entry && this.overlay?.cluster.stateOf(e.owner) === "alive") out.push(entry);
+        // A suspect host still serves: only a host declared dead (or gone) loses its backends.
+        const state = this.overlay?.cluster.stateOf(e.owner);
+        if (entry && (state === "alive" || state === "suspect")) out.push(entry);
       }
     }
     return out;
