@@ -1,7 +1,7 @@
 /**
- * Reads the VIP table back from `nft -j list table ip trellis_svc` into the renderer's own terms
- * (chains, rule counts, map elements as "key : value" text), so a check can compare the kernel
- * with the last applied state element by element instead of grepping rule text.
+ * Reads the service table back from `nft -j list table ip trellis_svc` into the renderer's own terms
+ * (chains, rule counts, map elements as "key : value" text, set members), so a check can compare the
+ * kernel with the last applied state element by element instead of grepping rule text.
  */
 import type { Element } from "./layout.js";
 
@@ -10,7 +10,10 @@ export interface ObservedTable {
   /** Rules per chain. */
   rules: Map<string, number>;
   maps: string[];
+  /** Elements of every map. */
   elements: Element[];
+  /** Members of every set, by set name. */
+  sets: Map<string, string[]>;
 }
 
 type Json = unknown;
@@ -36,10 +39,10 @@ export function observeTable(listing: Json): ObservedTable | undefined {
   if (listing === undefined) return undefined;
   const items = isObject(listing) ? listing["nftables"] : undefined;
   if (!Array.isArray(items)) throw new Error("not an nft -j listing");
-  const out: ObservedTable = { chains: [], rules: new Map(), maps: [], elements: [] };
+  const out: ObservedTable = { chains: [], rules: new Map(), maps: [], elements: [], sets: new Map() };
   for (const item of items) {
     if (!isObject(item)) continue;
-    const { chain, rule, map } = item;
+    const { chain, rule, map, set } = item;
     if (isObject(chain) && typeof chain["name"] === "string") {
       out.chains.push(chain["name"]);
       out.rules.set(chain["name"], out.rules.get(chain["name"]) ?? 0);
@@ -52,6 +55,9 @@ export function observeTable(listing: Json): ObservedTable | undefined {
         if (!Array.isArray(pair) || pair.length !== 2) continue;
         out.elements.push({ map: map["name"], key: elementText(pair[0]), value: elementText(pair[1]) });
       }
+    } else if (isObject(set) && typeof set["name"] === "string") {
+      const elem = Array.isArray(set["elem"]) ? set["elem"] : [];
+      out.sets.set(set["name"], elem.map(elementText));
     }
   }
   return out;

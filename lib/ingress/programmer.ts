@@ -1,16 +1,27 @@
 /**
- * Keeps the kernel's VIP table equal to the desired services: the only I/O of the load balancer.
- * Each call is one atomic `nft -f` transaction. Normally it carries only the element diff of the
- * services that changed; when the last applied state is unknown (first call, or a transaction
- * failed, e.g. someone edited the table) the whole table is rendered and replaces what is there.
+ * Keeps the kernel's service table equal to the desired services and SNAT entries: the only I/O of
+ * the data plane. Each call is one atomic `nft -f` transaction. Normally it carries only the element
+ * diff of the services that changed (their map elements, and the @vips addresses that no other
+ * service still holds) or of the SNAT map; when the last applied state is unknown (first call, or a
+ * transaction failed, e.g. someone edited the table) the whole table is rendered and replaces what
+ * is there.
  * A failed full resync is reported to the caller, who retries with back-off; the next call is a
  * full resync again. Calls are serialised, so the remembered state always matches what was applied.
  */
 import type { Logger } from "pino";
 import { invalid, KernelError, messageOf } from "../common/errors.js";
 import type { NftOptions } from "../kernel/types.js";
-import { type Service, validateService, validateServices, vipKey } from "./model.js";
-import { renderChange, renderDeleteTable, renderTable } from "./render.js";
+import { vipAddresses } from "./layout.js";
+import {
+  meshKey,
+  type Service,
+  type SnatEntry,
+  validateService,
+  validateServices,
+  validateSnat,
+  vipKey,
+} from "./model.js";
+import { renderChange, renderDeleteTable, renderSnatChange, renderTable, renderVipChange } from "./render.js";
 
 export interface ServiceProgrammerOptions {
   /** Applies one script atomically: Kernel.nftApply, lib/kernel/nft.ts's nftApply, or a test double. */
@@ -23,7 +34,8 @@ export interface ServiceProgrammerOptions {
 /** What one call did. `recovered` holds the error of a diff that failed before a full resync worked. */
 export interface ProgramResult {
   mode: "none" | "diff" | "full";
-  /** Services whose elements the transaction rewrote (every service for a full resync). */
+  /** Services whose elements the transaction rewrote (every service for a full resync; 0 for a
+   * change of the SNAT entries alone). */
   services: number;
   recovered?: string;
 }
@@ -32,14 +44,47 @@ const clone = (s: Service): Service => ({
   ...s,
   vips: s.vips.map((v) => ({ ...v })),
   backends: s.backends.map((b) => ({ ...b })),
+  mesh: s.mesh.map((m) => ({ ...m, backends: m.backends.map((b) => ({ ...b })) })),
 });
+
+/** Counts how many services hold each VIP address: an address leaves @vips with its last holder. */
+class AddressCount {
+  private readonly counts = new Map<string, number>();
+  add(ips: readonly string[]): void {
+    for (const ip of ips) this.counts.set(ip, (this.counts.get(ip) ?? 0) + 1);
+  }
+  remove(ips: readonly string[]): void {
+    for (const ip of ips) {
+      const n = (this.counts.get(ip) ?? 0) - 1;
+      if (n > 0) this.counts.set(ip, n);
+      else this.counts.delete(ip);
+    }
+  }
+  has(ip: string): boolean {
+    return this.counts.has(ip);
+  }
+  clear(): void {
+    this.counts.clear();
+  }
+}
+
+/** What the kernel holds, as last applied. */
+interface Applied {
+  services: Map<number, Service>;
+  vips: AddressCount;
+  snat: SnatEntry[];
+}
 
 export class ServiceProgrammer {
   private readonly desired = new Map<number, Service>();
   /** VIP key → id of the desired service that owns it, so upsert checks conflicts in O(VIPs). */
   private readonly vipOwner = new Map<string, number>();
+  /** Published port key → id of the desired service that owns it. */
+  private readonly meshOwner = new Map<string, number>();
+  private readonly desiredVips = new AddressCount();
+  private desiredSnat: SnatEntry[] = [];
   /** What the kernel holds; undefined when unknown, which makes the next call a full resync. */
-  private applied: Map<number, Service> | undefined;
+  private applied: Applied | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: ServiceProgrammerOptions) {}
@@ -50,8 +95,7 @@ export class ServiceProgrammer {
     const copies = services.map(clone);
     return this.serial(() => {
       const touched = new Set([...this.desired.keys(), ...copies.map((s) => s.id)]);
-      this.desired.clear();
-      this.vipOwner.clear();
+      this.forgetDesired();
       for (const s of copies) this.setDesired(s);
       return this.program([...touched]);
     });
@@ -67,6 +111,13 @@ export class ServiceProgrammer {
         if (owner !== undefined && owner !== copy.id)
           throw invalid(`service ${copy.name}: ${v.ip}:${v.port}/${v.proto} belongs to service id ${owner}`);
       }
+      for (const m of copy.mesh) {
+        const owner = this.meshOwner.get(meshKey(m));
+        if (owner !== undefined && owner !== copy.id)
+          throw invalid(
+            `service ${copy.name}: published port ${m.port}/${m.proto} belongs to service id ${owner}`,
+          );
+      }
       this.deleteDesired(copy.id);
       this.setDesired(copy);
       return this.program([copy.id]);
@@ -81,17 +132,42 @@ export class ServiceProgrammer {
     });
   }
 
+  /**
+   * Makes the mesh SNAT map exactly `entries` (remote backend address → this host's mesh address on
+   * its network): one transaction with the element diff, or a full render when the kernel's state is
+   * unknown. Remembered: every later full render includes them.
+   */
+  async setSnat(entries: Array<{ backend: string; source: string }>): Promise<ProgramResult> {
+    validateSnat(entries);
+    const copies = entries.map((e) => ({ backend: e.backend, source: e.source }));
+    return this.serial(async () => {
+      this.desiredSnat = copies;
+      const applied = this.applied;
+      if (!applied) return this.full();
+      const script = renderSnatChange(applied.snat, copies);
+      if (script === "") return { mode: "none", services: 0 };
+      try {
+        await this.opts.nftApply(script, this.opts.nftOptions);
+      } catch (err) {
+        this.opts.log?.warn({ err }, "mesh SNAT diff failed; full resync");
+        return { ...(await this.full()), recovered: messageOf(err) };
+      }
+      applied.snat = copies;
+      return { mode: "diff", services: 0 };
+    });
+  }
+
   /** Replaces the whole table with the desired state, whatever the kernel holds now. */
   resync(): Promise<ProgramResult> {
     return this.serial(() => this.full());
   }
 
-  /** Deletes the table (e.g. when the last service goes away for good); forgets every service. The
-   * next call renders the whole table again. */
+  /** Deletes the table (e.g. when the last service goes away for good); forgets every service and
+   * SNAT entry. The next call renders the whole table again. */
   clear(): Promise<void> {
     return this.serial(async () => {
-      this.desired.clear();
-      this.vipOwner.clear();
+      this.forgetDesired();
+      this.desiredSnat = [];
       this.applied = undefined;
       await this.opts.nftApply(renderDeleteTable(), this.opts.nftOptions);
     });
@@ -100,19 +176,54 @@ export class ServiceProgrammer {
   /** The services as last applied to the kernel; undefined when the next call must render the whole
    * table (the kernel's state is unknown, or there is no table). */
   appliedServices(): Service[] | undefined {
-    return this.applied ? [...this.applied.values()].map(clone) : undefined;
+    return this.applied ? [...this.applied.services.values()].map(clone) : undefined;
+  }
+
+  /** The SNAT entries as last applied; undefined as for appliedServices(). */
+  appliedSnat(): SnatEntry[] | undefined {
+    return this.applied?.snat.map((e) => ({ ...e }));
   }
 
   private setDesired(s: Service): void {
     this.desired.set(s.id, s);
     for (const v of s.vips) this.vipOwner.set(vipKey(v), s.id);
+    for (const m of s.mesh) this.meshOwner.set(meshKey(m), s.id);
+    this.desiredVips.add(vipAddresses(s));
   }
 
   private deleteDesired(id: number): void {
     const old = this.desired.get(id);
     if (!old) return;
     for (const v of old.vips) this.vipOwner.delete(vipKey(v));
+    for (const m of old.mesh) this.meshOwner.delete(meshKey(m));
+    this.desiredVips.remove(vipAddresses(old));
     this.desired.delete(id);
+  }
+
+  private forgetDesired(): void {
+    this.desired.clear();
+    this.vipOwner.clear();
+    this.meshOwner.clear();
+    this.desiredVips.clear();
+  }
+
+  /** The @vips change for the addresses the given services held or hold: an address is added when
+   * its first holder arrives and deleted when its last one goes, whatever else changed. */
+  private vipChange(applied: Applied, ids: readonly number[]): { add: string[]; remove: string[] } {
+    const touched = new Set<string>();
+    for (const id of ids) {
+      const before = applied.services.get(id);
+      const after = this.desired.get(id);
+      if (before) for (const ip of vipAddresses(before)) touched.add(ip);
+      if (after) for (const ip of vipAddresses(after)) touched.add(ip);
+    }
+    const add: string[] = [];
+    const remove: string[] = [];
+    for (const ip of touched) {
+      const want = this.desiredVips.has(ip);
+      if (want !== applied.vips.has(ip)) (want ? add : remove).push(ip);
+    }
+    return { add, remove };
   }
 
   private async program(ids: number[]): Promise<ProgramResult> {
@@ -121,22 +232,30 @@ export class ServiceProgrammer {
     const parts: string[] = [];
     const changed: number[] = [];
     for (const id of ids) {
-      const part = renderChange(applied.get(id), this.desired.get(id));
+      const part = renderChange(applied.services.get(id), this.desired.get(id));
       if (part === "") continue;
       parts.push(part);
       changed.push(id);
     }
-    if (parts.length === 0) return { mode: "none", services: 0 };
+    const vips = this.vipChange(applied, ids);
+    parts.push(renderVipChange(vips));
+    const script = parts.join("");
+    if (script === "") return { mode: "none", services: 0 };
     try {
-      await this.opts.nftApply(parts.join(""), this.opts.nftOptions);
+      await this.opts.nftApply(script, this.opts.nftOptions);
     } catch (err) {
       this.opts.log?.warn({ err, services: changed }, "service table diff failed; full resync");
       return { ...(await this.full()), recovered: messageOf(err) };
     }
-    for (const id of changed) {
+    // Every touched service, changed in the kernel or not: its VIP addresses are now counted.
+    for (const id of ids) {
+      const before = applied.services.get(id);
+      if (before) applied.vips.remove(vipAddresses(before));
       const s = this.desired.get(id);
-      if (s) applied.set(id, s);
-      else applied.delete(id);
+      if (s) {
+        applied.services.set(id, s);
+        applied.vips.add(vipAddresses(s));
+      } else applied.services.delete(id);
     }
     return { mode: "diff", services: changed.length };
   }
@@ -144,14 +263,17 @@ export class ServiceProgrammer {
   private async full(): Promise<ProgramResult> {
     this.applied = undefined;
     const services = [...this.desired.values()];
+    const snat = this.desiredSnat;
     try {
-      await this.opts.nftApply(renderTable(services), this.opts.nftOptions);
+      await this.opts.nftApply(renderTable(services, snat), this.opts.nftOptions);
     } catch (err) {
       throw new KernelError(`program service table (full resync): ${messageOf(err)}`, undefined, {
         cause: err,
       });
     }
-    this.applied = new Map(services.map((s) => [s.id, s]));
+    const vips = new AddressCount();
+    for (const s of services) vips.add(vipAddresses(s));
+    this.applied = { services: new Map(services.map((s) => [s.id, s])), vips, snat };
     return { mode: "full", services: services.length };
   }
 

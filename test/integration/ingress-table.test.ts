@@ -11,10 +11,14 @@ import { ServiceProgrammer } from "../../lib/ingress/programmer.js";
 import { nftApply, nftListTable } from "../../lib/kernel/nft.js";
 import { Lab } from "../helpers/lab.js";
 
-const FIXED_RULES = 4 + 4 * MAX_BACKENDS;
-const FIXED_CHAINS = 3 + 2 * MAX_BACKENDS;
+/** refuse (2), prerouting (2), output (3), input, postrouting; lb/aff/mlb/maff_N with 2 rules each. */
+const FIXED_RULES = 9 + 8 * MAX_BACKENDS;
+const FIXED_CHAINS = 5 + 4 * MAX_BACKENDS;
+/** services, mesh, mesh_snat, be_N, mbe_N (and the set vips). */
+const FIXED_MAPS = 3 + 2 * MAX_BACKENDS;
 
-/** Service i: one or two VIPs, 0-6 backends, every third with client-ip affinity. */
+/** Service i: one or two VIPs, 0-6 backends, every third with client-ip affinity, every fifth also
+ * published (port 20000 + i) with its own backends. */
 const svc = (i: number, backends = i % 7): Service => ({
   id: i,
   name: `svc${i}`,
@@ -26,8 +30,24 @@ const svc = (i: number, backends = i % 7): Service => ({
     ip: `10.20.${i >> 8}.${(i + j) & 255}`,
     port: 8000 + j,
   })),
+  mesh:
+    i % 5 === 0
+      ? [
+          {
+            proto: "tcp",
+            port: 20000 + i,
+            backends: Array.from({ length: backends % 4 }, (_, j) => ({
+              ip: `10.21.${i >> 8}.${(i + j) & 255}`,
+              port: 80,
+            })),
+          },
+        ]
+      : [],
   affinity: i % 3 === 0 ? "client-ip" : "none",
 });
+
+/** The @vips members a set of services needs. */
+const vipSet = (services: Service[]) => [...new Set(services.flatMap((s) => s.vips.map((v) => v.ip)))].sort();
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
   const lab = await Lab.create(t);
@@ -53,6 +73,8 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   t.is(empty?.elements.length, 0);
   t.is(ruleCount(empty!), FIXED_RULES);
   t.is(empty?.chains.length, FIXED_CHAINS);
+  t.is(empty?.maps.length, FIXED_MAPS);
+  t.deepEqual(empty?.sets, new Map([["vips", []]]));
 
   const services = Array.from({ length: 1000 }, (_, i) => svc(i));
   const addMs: number[] = [];
@@ -68,6 +90,7 @@ test("1 000 services added and removed one transaction each: the kernel matches 
     sorted(services.flatMap(elementsOf)),
     "kernel == render, element by element",
   );
+  t.deepEqual([...(full?.sets.get("vips") ?? [])].sort(), vipSet(services), "every VIP address in @vips");
   t.is(ruleCount(full!), FIXED_RULES, "1 000 services, same rules");
   t.deepEqual(full?.chains.sort(), empty?.chains.sort());
 
@@ -79,6 +102,7 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   }
   const after = await observe();
   t.is(after?.elements.length, 0, "no element left behind");
+  t.deepEqual(after?.sets.get("vips"), []);
   t.is(ruleCount(after!), FIXED_RULES);
   t.deepEqual(after?.maps.sort(), empty?.maps.sort());
   t.log(
@@ -90,6 +114,7 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   t.is((await observe())?.elements.length, full?.elements.length);
   t.is((await programmer.sync([])).mode, "diff");
   t.is((await observe())?.elements.length, 0);
+  t.deepEqual((await observe())?.sets.get("vips"), []);
   await programmer.clear();
   t.is(await observe(), undefined, "clear() removes the table");
 });
@@ -112,10 +137,41 @@ test("drift in the kernel (an element deleted by hand) is repaired by a full res
   t.regex(r.recovered ?? "", /No such file or directory|Could not process rule/);
   const want = [svc(1, 4), svc(2, 2), svc(3, 0)];
   t.deepEqual(sorted((await observe())!.elements), sorted(want.flatMap(elementsOf)));
+  t.deepEqual((await observe())?.sets.get("vips")?.sort(), vipSet(want));
   // a new programmer (a restarted daemon) starts with a full render that replaces the table
   const fresh = new ServiceProgrammer({
     nftApply: (script) => nftApply(script, { netns: `/run/netns/${host.ns}` }),
   });
   t.is((await fresh.sync(want)).mode, "full");
   t.deepEqual(sorted((await observe())!.elements), sorted(want.flatMap(elementsOf)));
+});
+
+test("mesh SNAT entries and published ports in the kernel: element diffs, the same after a full render", async (t) => {
+  const { programmer, observe } = await setup(t);
+  const services = [svc(15, 3), svc(10, 2)];
+  const snat = [
+    { backend: "10.21.0.5", source: "10.21.255.250" },
+    { backend: "10.21.0.6", source: "10.21.255.250" },
+  ];
+  await programmer.sync(services);
+  t.is((await programmer.setSnat(snat)).mode, "diff");
+  const observed = await observe();
+  const snatOf = (o: ObservedTable | undefined) => sorted(o!.elements.filter((e) => e.map === "mesh_snat"));
+  t.deepEqual(snatOf(observed), [
+    "mesh_snat 10.21.0.5 : 10.21.255.250",
+    "mesh_snat 10.21.0.6 : 10.21.255.250",
+  ]);
+  t.true(
+    observed!.elements.some((e) => e.map === "mesh" && e.key === "tcp . 20015" && e.value === "jump maff_3"),
+    "service 15 (client-ip) published on 20015 with 3 backends",
+  );
+  t.is((await programmer.setSnat(snat.slice(1))).mode, "diff");
+  t.deepEqual(snatOf(await observe()), ["mesh_snat 10.21.0.6 : 10.21.255.250"]);
+  t.is((await programmer.resync()).mode, "full");
+  const again = await observe();
+  t.deepEqual(snatOf(again), ["mesh_snat 10.21.0.6 : 10.21.255.250"]);
+  t.deepEqual(
+    sorted(again!.elements.filter((e) => e.map !== "mesh_snat")),
+    sorted(services.flatMap(elementsOf)),
+  );
 });

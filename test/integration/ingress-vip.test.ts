@@ -124,6 +124,7 @@ const service = (id: number, vip: string, backends: Backend[], extra: Partial<Se
     { ip: vip, port: 80, proto: "udp" },
   ],
   backends,
+  mesh: [],
   affinity: "none",
   ...extra,
 });

@@ -1,17 +1,18 @@
 /**
- * A stand-in for the kernel's copy of the VIP table, for unit tests: it understands exactly the two
+ * A stand-in for the kernel's copy of the service table, for unit tests: it understands exactly the two
  * script shapes the renderer emits (a whole table, element add/delete) and is as strict as the
  * kernel, so a delete of a missing key or an add of an existing one fails the whole script and
  * changes nothing, like a refused transaction.
  */
 import { TABLE } from "../../lib/ingress/layout.js";
 
-/** "map key : value" for every element of a rendered table (elements are one per line there). */
+/** "map key : value" (or "set key") for every element of a rendered table (elements are one per
+ * line there). */
 export function tableElements(text: string): Set<string> {
   const out = new Set<string>();
   let map = "";
   for (const line of text.split("\n")) {
-    const m = /^ {2}map (\S+) \{$/.exec(line);
+    const m = /^ {2}(?:map|set) (\S+) \{$/.exec(line);
     if (m) map = m[1]!;
     else if (/^ {6}\S/.test(line)) out.add(`${map} ${line.trim().replace(/,$/, "")}`);
   }

@@ -1,11 +1,12 @@
 /**
  * The service programmer against a strict fake of the kernel's table: full render first, element
- * diffs after, full resync when a diff is refused (drift), serialised calls, and — over random
- * sequences of operations — a kernel state always equal to the render of the desired services.
+ * diffs after, full resync when a diff is refused (drift), serialised calls, VIP addresses shared by
+ * services, the mesh SNAT map, and — over random sequences of operations — a kernel state always
+ * equal to the render of the desired services and SNAT entries.
  */
 import test from "ava";
 import fc from "fast-check";
-import type { Service } from "../../lib/ingress/model.js";
+import type { Service, SnatEntry } from "../../lib/ingress/model.js";
 import { ServiceProgrammer } from "../../lib/ingress/programmer.js";
 import { renderTable } from "../../lib/ingress/render.js";
 import { FakeNft, tableElements } from "./ingress-fake-nft.js";
@@ -15,15 +16,38 @@ const svc = (id: number, backends: number, affinity: Service["affinity"] = "none
   name: `svc${id}`,
   vips: [{ ip: `10.96.0.${id}`, port: 80, proto: "tcp" }],
   backends: Array.from({ length: backends }, (_, j) => ({ ip: `10.20.${id}.${j + 1}`, port: 8080 })),
+  mesh: [],
   affinity,
+});
+
+/** A published port only (no VIP), its backends in 10.30.<id>.0/24. */
+const pub = (id: number, port: number, backends: number): Service => ({
+  id,
+  name: `pub${id}`,
+  vips: [],
+  backends: [],
+  mesh: [
+    {
+      proto: "tcp",
+      port,
+      backends: Array.from({ length: backends }, (_, j) => ({ ip: `10.30.${id}.${j + 1}`, port: 80 })),
+    },
+  ],
+  affinity: "none",
+});
+
+/** One VIP unit the way the daemon makes them: one port of a service's VIP address. */
+const unit = (id: number, ip: string, port: number): Service => ({
+  ...svc(id, 1),
+  vips: [{ ip, port, proto: "tcp" }],
 });
 
 const setup = () => {
   const nft = new FakeNft();
   const p = new ServiceProgrammer({ nftApply: nft.apply });
-  const inSync = (services: Service[]) =>
+  const inSync = (services: Service[], snat: SnatEntry[] = []) =>
     JSON.stringify([...nft.elements].sort()) ===
-    JSON.stringify([...tableElements(renderTable(services))].sort());
+    JSON.stringify([...tableElements(renderTable(services, snat))].sort());
   return { nft, p, inSync };
 };
 
@@ -83,11 +107,90 @@ test("invalid input and VIP conflicts are refused before anything is applied", a
   await p.sync([svc(1, 2)]);
   const thief = { ...svc(2, 1), vips: svc(1, 0).vips };
   await t.throwsAsync(p.upsert(thief), { message: /10\.96\.0\.1:80\/tcp belongs to service id 1/ });
-  await t.throwsAsync(p.upsert({ ...svc(3, 1), vips: [] }), { message: /has no VIP/ });
+  await t.throwsAsync(p.upsert({ ...svc(3, 1), vips: [] }), { message: /has no VIP and no published port/ });
   await t.throwsAsync(p.sync([svc(1, 1), thief]), { message: /both claim/ });
-  t.is(nft.scripts.length, 1);
+  await p.upsert(pub(7, 8080, 1));
+  await t.throwsAsync(p.upsert(pub(8, 8080, 2)), {
+    message: /published port 8080\/tcp belongs to service id 7/,
+  });
+  await t.throwsAsync(p.sync([pub(7, 8080, 1), pub(8, 8080, 2)]), { message: /both publish 8080\/tcp/ });
+  await t.throwsAsync(p.setSnat([{ backend: "10.30.0.1", source: "nope" }]), { message: /not an IPv4/ });
+  t.is(nft.scripts.length, 2);
+  await p.remove(7);
   // a service may move its own VIPs, and take over a VIP another service gave up in the same sync
   t.is((await p.sync([svc(2, 1), { ...svc(3, 1), vips: svc(1, 0).vips }])).mode, "diff");
+});
+
+test("published ports: their own elements, diffs and ownership; a port moves between services in one sync", async (t) => {
+  const { nft, p, inSync } = setup();
+  t.deepEqual(await p.sync([pub(1, 8080, 2), svc(2, 1)]), { mode: "full", services: 2 });
+  t.true(nft.elements.has("mesh tcp . 8080 : jump mlb_2"));
+  t.true(nft.elements.has("mbe_2 tcp . 8080 . 1 : 10.30.1.2 . 80"));
+  t.deepEqual(await p.upsert(pub(1, 8080, 0)), { mode: "diff", services: 1 });
+  t.regex(nft.scripts[1]!, /^add element ip trellis_svc mesh \{ tcp \. 8080 : jump refuse \}$/m);
+  t.false(nft.scripts[1]!.includes("vips"), "no VIP address changed");
+  t.true(inSync([pub(1, 8080, 0), svc(2, 1)]));
+  // the port changes hands: gone from service 1, taken by service 3, one transaction
+  t.deepEqual(await p.sync([svc(2, 1), pub(3, 8080, 1)]), { mode: "diff", services: 2 });
+  t.true(inSync([svc(2, 1), pub(3, 8080, 1)]));
+});
+
+test("a VIP address shared by several services stays in @vips until its last service goes", async (t) => {
+  const { nft, p, inSync } = setup();
+  await p.sync([unit(1, "10.96.9.1", 80)]);
+  t.true(nft.elements.has("vips 10.96.9.1"));
+  const second = await p.upsert(unit(2, "10.96.9.1", 443));
+  t.is(second.mode, "diff");
+  t.false(nft.scripts[1]!.includes(" vips "), "the address is already there");
+  await p.remove(1);
+  t.false(nft.scripts[2]!.includes(" vips "), "service 2 still holds it");
+  t.true(inSync([unit(2, "10.96.9.1", 443)]));
+  // a service moves to another address: the old one goes, the new one comes, in the same transaction
+  await p.upsert(unit(2, "10.96.9.2", 443));
+  t.regex(nft.scripts[3]!, /^delete element ip trellis_svc vips \{ 10\.96\.9\.1 \}$/m);
+  t.regex(nft.scripts[3]!, /^add element ip trellis_svc vips \{ 10\.96\.9\.2 \}$/m);
+  await p.remove(2);
+  t.true(inSync([]));
+  t.false([...nft.elements].some((e) => e.startsWith("vips ")));
+  // the same address twice in one service counts once
+  await p.upsert({
+    ...unit(3, "10.96.9.3", 80),
+    vips: [unit(3, "10.96.9.3", 80).vips[0]!, { ip: "10.96.9.3", port: 81, proto: "tcp" }],
+  });
+  await p.remove(3);
+  t.true(inSync([]));
+});
+
+test("setSnat: part of the full render, element diffs after, no-op when unchanged, repaired by a resync", async (t) => {
+  const { nft, p, inSync } = setup();
+  const a = { backend: "10.30.1.2", source: "10.30.0.250" };
+  const b = { backend: "10.30.1.3", source: "10.30.0.250" };
+  // before any table exists: a full render that includes the entries
+  t.deepEqual(await p.setSnat([a]), { mode: "full", services: 0 });
+  t.true(inSync([], [a]));
+  t.deepEqual(await p.sync([pub(1, 8080, 3)]), { mode: "diff", services: 1 });
+  t.deepEqual(await p.setSnat([a, b]), { mode: "diff", services: 0 });
+  t.is(nft.scripts.at(-1), "add element ip trellis_svc mesh_snat { 10.30.1.3 : 10.30.0.250 }\n");
+  t.deepEqual(await p.setSnat([b, a]), { mode: "none", services: 0 });
+  // a changed source is a delete and an add of the same key
+  const moved = { ...a, source: "10.30.0.251" };
+  t.deepEqual(await p.setSnat([moved, b]), { mode: "diff", services: 0 });
+  t.true(inSync([pub(1, 8080, 3)], [moved, b]));
+  t.deepEqual(p.appliedSnat(), [moved, b]);
+  // drift: the table is gone; the next SNAT change re-renders everything, services included
+  await nft.apply("table ip trellis_svc {}\ndelete table ip trellis_svc\n");
+  const r = await p.setSnat([b]);
+  t.is(r.mode, "full");
+  t.regex(r.recovered ?? "", /No such file or directory/);
+  t.true(inSync([pub(1, 8080, 3)], [b]));
+  // a later service change keeps the entries; a forced resync renders them again
+  await p.upsert(svc(2, 2));
+  t.deepEqual(await p.resync(), { mode: "full", services: 2 });
+  t.true(inSync([pub(1, 8080, 3), svc(2, 2)], [b]));
+  await p.clear();
+  t.is(p.appliedSnat(), undefined);
+  await p.sync([]);
+  t.true(inSync([], []), "clear() forgets the entries too");
 });
 
 test("concurrent calls are applied one after the other, in call order", async (t) => {
@@ -117,22 +220,53 @@ test("clear() deletes the table and forgets every service", async (t) => {
 });
 
 test("property: after any sequence of operations, the kernel holds the render of the desired state; drift is repaired by the next transaction that meets it, or by resync()", async (t) => {
+  // Services share VIP addresses (two addresses, ports by id) and publish ports 8080/8081 in turn.
+  const shaped = (id: number, n: number, addr: number, published: boolean): Service => ({
+    ...svc(id, n, n % 2 ? "client-ip" : "none"),
+    vips: [{ ip: `10.96.0.${addr}`, port: 1000 + id, proto: "tcp" }],
+    mesh: published ? [{ proto: "tcp", port: 8080 + (id % 2), backends: svc(id, n).backends }] : [],
+  });
   const op = fc.oneof(
-    fc.record({ kind: fc.constant("upsert" as const), id: fc.integer({ min: 1, max: 6 }), n: fc.nat(6) }),
+    fc.record({
+      kind: fc.constant("upsert" as const),
+      id: fc.integer({ min: 1, max: 6 }),
+      n: fc.nat(6),
+      addr: fc.integer({ min: 1, max: 2 }),
+      published: fc.boolean(),
+    }),
     fc.record({ kind: fc.constant("remove" as const), id: fc.integer({ min: 1, max: 6 }) }),
+    fc.record({ kind: fc.constant("snat" as const), backends: fc.subarray([1, 2, 3, 4]), source: fc.nat(2) }),
     fc.record({ kind: fc.constant("drift" as const) }),
   );
   await fc.assert(
     fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
       const { nft, p, inSync } = setup();
       const desired = new Map<number, Service>();
+      let snat: SnatEntry[] = [];
       await p.sync([]);
       let drifted = false;
       for (const o of ops) {
         let r: { mode: string };
         if (o.kind === "upsert") {
-          desired.set(o.id, svc(o.id, o.n, o.n % 2 ? "client-ip" : "none"));
-          r = await p.upsert(desired.get(o.id)!);
+          const next = shaped(o.id, o.n, o.addr, o.published);
+          // a published port held by another service: refused, and nothing changes
+          const owner = [...desired.values()].find(
+            (s) => s.id !== o.id && s.mesh.some((m) => next.mesh.some((x) => x.port === m.port)),
+          );
+          if (owner) {
+            const before = nft.scripts.length;
+            const refused = await p.upsert(next).then(
+              () => false,
+              () => true,
+            );
+            if (!refused || nft.scripts.length !== before) return false;
+            continue;
+          }
+          desired.set(o.id, next);
+          r = await p.upsert(next);
+        } else if (o.kind === "snat") {
+          snat = o.backends.map((b) => ({ backend: `10.20.9.${b}`, source: `10.20.0.${250 + o.source}` }));
+          r = await p.setSnat(snat);
         } else if (o.kind === "remove") {
           desired.delete(o.id);
           r = await p.remove(o.id);
@@ -144,10 +278,10 @@ test("property: after any sequence of operations, the kernel holds the render of
           continue;
         }
         if (r.mode === "full") drifted = false;
-        if (!drifted && !inSync([...desired.values()])) return false;
+        if (!drifted && !inSync([...desired.values()], snat)) return false;
       }
       await p.resync();
-      return inSync([...desired.values()]);
+      return inSync([...desired.values()], snat);
     }),
     { numRuns: 200 },
   );

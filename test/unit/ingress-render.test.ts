@@ -1,7 +1,8 @@
 /**
- * The VIP load balancer's renderer: golden text for a small state, properties over arbitrary
- * services (constant rule set, exact slot spread, diffs that turn one state into the other and touch
- * only their own service), validation, and the kernel's parser (`nft -c` in a throwaway namespace).
+ * The service table's renderer: golden text for a small state, properties over arbitrary services
+ * (constant rule set, exact slot spread for VIPs and published ports, diffs that turn one state into
+ * the other and touch only their own service), validation, and the kernel's parser (`nft -c` in a
+ * throwaway namespace).
  */
 import test from "ava";
 import fc from "fast-check";
@@ -9,12 +10,15 @@ import { elementsOf, TABLE } from "../../lib/ingress/layout.js";
 import {
   type Backend,
   MAX_BACKENDS,
+  type MeshPort,
   type Service,
+  type SnatEntry,
   type Vip,
   validateService,
   validateServices,
+  validateSnat,
 } from "../../lib/ingress/model.js";
-import { renderChange, renderTable } from "../../lib/ingress/render.js";
+import { renderChange, renderSnatChange, renderTable, renderVipChange } from "../../lib/ingress/render.js";
 import { run } from "../helpers/proc.js";
 import { applyElementScript, tableElements } from "./ingress-fake-nft.js";
 
@@ -32,6 +36,7 @@ const WEB: Service = {
     { ip: "10.20.0.4", port: 8080 },
     { ip: "10.20.0.3", port: 8080 },
   ],
+  mesh: [],
   affinity: "none",
 };
 const STICKY: Service = {
@@ -43,6 +48,7 @@ const STICKY: Service = {
     { ip: "10.20.0.6", port: 8443 },
     { ip: "10.20.0.7", port: 8443 },
   ],
+  mesh: [],
   affinity: "client-ip",
 };
 const EMPTY: Service = {
@@ -50,8 +56,41 @@ const EMPTY: Service = {
   name: "empty",
   vips: [{ ip: "10.20.0.252", port: 80, proto: "tcp" }],
   backends: [],
+  mesh: [],
   affinity: "none",
 };
+/** Published ports only (DNS round robin): one with a local and a remote backend, one with none. */
+const PUB: Service = {
+  id: 4,
+  name: "pub",
+  vips: [],
+  backends: [],
+  mesh: [
+    {
+      proto: "tcp",
+      port: 8443,
+      backends: [
+        { ip: "10.30.0.5", port: 443 },
+        { ip: "10.20.0.9", port: 443 },
+      ],
+    },
+    { proto: "udp", port: 5353, backends: [] },
+  ],
+  affinity: "client-ip",
+};
+/** A VIP service that also publishes its port through the mesh. */
+const BOTH: Service = {
+  id: 5,
+  name: "both",
+  vips: [{ ip: "10.20.0.253", port: 80, proto: "tcp" }],
+  backends: [{ ip: "10.20.0.8", port: 80 }],
+  mesh: [{ proto: "tcp", port: 30080, backends: [{ ip: "10.20.0.8", port: 80 }] }],
+  affinity: "none",
+};
+const SNAT: SnatEntry[] = [
+  { backend: "10.30.0.5", source: "10.30.0.254" },
+  { backend: "10.30.0.4", source: "10.30.0.254" },
+];
 
 /** The text of the block that starts with `  ${header} {` (maps and chains are one level deep). */
 function block(text: string, header: string): string {
@@ -63,7 +102,7 @@ function block(text: string, header: string): string {
 }
 
 test("golden: the service-dependent blocks and the fixed chains of a small state", (t) => {
-  const text = renderTable([WEB, STICKY, EMPTY]);
+  const text = renderTable([WEB, STICKY, EMPTY, PUB, BOTH], SNAT);
   t.true(text.startsWith(`table ${TABLE} {}\ndelete table ${TABLE}\ntable ${TABLE} {\n`));
   t.true(text.endsWith("\n}\n"));
   t.is(
@@ -74,7 +113,8 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
       10.20.0.250 . tcp . 80 : jump lb_2,
       10.20.0.250 . udp . 53 : jump lb_2,
       10.20.0.251 . tcp . 443 : jump aff_3,
-      10.20.0.252 . tcp . 80 : jump refuse
+      10.20.0.252 . tcp . 80 : jump refuse,
+      10.20.0.253 . tcp . 80 : jump lb_1
     }
   }`,
   );
@@ -109,11 +149,66 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
   );
   t.is(
     [
+      block(text, "map mesh"),
+      block(text, "map mbe_1"),
+      block(text, "map mbe_2"),
+      block(text, "map mbe_3"),
+    ].join("\n"),
+    `  map mesh {
+    type inet_proto . inet_service : verdict
+    elements = {
+      tcp . 8443 : jump maff_2,
+      udp . 5353 : jump refuse,
+      tcp . 30080 : jump mlb_1
+    }
+  }
+  map mbe_1 {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = {
+      tcp . 30080 . 0 : 10.20.0.8 . 80
+    }
+  }
+  map mbe_2 {
+    typeof meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport
+    elements = {
+      tcp . 8443 . 0 : 10.20.0.9 . 443,
+      tcp . 8443 . 1 : 10.30.0.5 . 443
+    }
+  }
+  map mbe_3 {
+    typeof meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport
+  }`,
+  );
+  t.is(
+    [block(text, "set vips"), block(text, "map mesh_snat")].join("\n"),
+    `  set vips {
+    type ipv4_addr
+    elements = {
+      10.20.0.250,
+      10.20.0.251,
+      10.20.0.252,
+      10.20.0.253
+    }
+  }
+  map mesh_snat {
+    type ipv4_addr : ipv4_addr
+    elements = {
+      10.30.0.4 : 10.30.0.254,
+      10.30.0.5 : 10.30.0.254
+    }
+  }`,
+  );
+  t.is(
+    [
       block(text, "chain refuse"),
       block(text, "chain prerouting"),
       block(text, "chain output"),
+      block(text, "chain input"),
+      block(text, "chain postrouting"),
       block(text, "chain lb_3"),
       block(text, "chain aff_3"),
+      block(text, "chain mlb_3"),
+      block(text, "chain maff_3"),
     ].join("\n"),
     `  chain refuse {
     meta l4proto tcp reject with tcp reset
@@ -122,10 +217,21 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr . meta l4proto . th dport vmap @services
+    fib daddr type local ip daddr != @vips meta l4proto . th dport vmap @mesh
   }
   chain output {
     type nat hook output priority -100; policy accept;
+    ip daddr @vips ct mark set ct mark | 0x01000000
     ip daddr . meta l4proto . th dport vmap @services
+    fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != @vips meta l4proto . th dport vmap @mesh
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ip daddr @vips ct state new meta l4proto { tcp, udp } jump refuse
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat - 1; policy accept;
+    ct mark & 0x01000000 != 0 snat to ip daddr map @mesh_snat
   }
   chain lb_3 {
     dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @be_3
@@ -133,6 +239,14 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
   }
   chain aff_3 {
     dnat to ip daddr . meta l4proto . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @be_3
+    goto refuse
+  }
+  chain mlb_3 {
+    ct mark set ct mark | 0x01000000 dnat to meta l4proto . th dport . numgen random mod 3 map @mbe_3
+    goto refuse
+  }
+  chain maff_3 {
+    ct mark set ct mark | 0x01000000 dnat to meta l4proto . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @mbe_3
     goto refuse
   }`,
   );
@@ -178,6 +292,49 @@ add element ip trellis_svc services { 10.20.0.251 . tcp . 443 : jump refuse }
   t.is(renderChange(WEB, WEB), "");
 });
 
+test("golden: a published port's backend joining touches only the mesh maps; VIP addresses and SNAT by element", (t) => {
+  const grown: Service = {
+    ...PUB,
+    mesh: [
+      { ...PUB.mesh[0]!, backends: [...PUB.mesh[0]!.backends, { ip: "10.20.0.10", port: 443 }] },
+      PUB.mesh[1]!,
+    ],
+  };
+  t.is(
+    renderChange(PUB, grown),
+    `delete element ip trellis_svc mesh { tcp . 8443 }
+delete element ip trellis_svc mbe_2 { tcp . 8443 . 0, tcp . 8443 . 1 }
+add element ip trellis_svc mesh { tcp . 8443 : jump maff_3 }
+add element ip trellis_svc mbe_3 { tcp . 8443 . 0 : 10.20.0.9 . 443, tcp . 8443 . 1 : 10.20.0.10 . 443, tcp . 8443 . 2 : 10.30.0.5 . 443 }
+`,
+  );
+  // a published port with no backend left refuses, like a VIP
+  t.is(
+    renderChange(BOTH, { ...BOTH, mesh: [{ ...BOTH.mesh[0]!, backends: [] }] }),
+    `delete element ip trellis_svc mesh { tcp . 30080 }
+delete element ip trellis_svc mbe_1 { tcp . 30080 . 0 }
+add element ip trellis_svc mesh { tcp . 30080 : jump refuse }
+`,
+  );
+  t.is(
+    renderVipChange({ add: ["10.20.0.1", "10.20.0.2"], remove: ["10.20.0.3"] }),
+    `delete element ip trellis_svc vips { 10.20.0.3 }
+add element ip trellis_svc vips { 10.20.0.1, 10.20.0.2 }
+`,
+  );
+  t.is(renderVipChange({ add: [], remove: [] }), "");
+  t.is(
+    renderSnatChange(SNAT, [
+      { backend: "10.30.0.5", source: "10.30.0.253" },
+      { backend: "10.30.0.6", source: "10.30.0.254" },
+    ]),
+    `delete element ip trellis_svc mesh_snat { 10.30.0.5, 10.30.0.4 }
+add element ip trellis_svc mesh_snat { 10.30.0.5 : 10.30.0.253, 10.30.0.6 : 10.30.0.254 }
+`,
+  );
+  t.is(renderSnatChange(SNAT, [...SNAT].reverse()), "", "order does not matter");
+});
+
 // --- arbitraries ---------------------------------------------------------------------------------
 
 const octet = fc.integer({ min: 0, max: 255 });
@@ -192,27 +349,48 @@ const backendArb: fc.Arbitrary<Backend> = fc.record({
   ip: fc.tuple(octet, octet).map(([a, b]) => `172.16.${a}.${b}`),
   port: portArb,
 });
+const backendsArb = fc.uniqueArray(backendArb, { maxLength: 12, selector: (b) => `${b.ip}:${b.port}` });
+const meshArb: fc.Arbitrary<MeshPort> = fc.record({
+  proto: fc.constantFrom("tcp" as const, "udp" as const),
+  port: portArb,
+  backends: backendsArb,
+});
+/** Half of them from a few addresses and ports, so services often share a VIP address. */
+const sharedVipArb: fc.Arbitrary<Vip> = fc.record({
+  ip: fc.constantFrom("10.96.0.1", "10.96.0.2", "10.96.0.3"),
+  port: fc.constantFrom(53, 80, 443),
+  proto: fc.constantFrom("tcp" as const, "udp" as const),
+});
 const serviceFields = fc.record({
-  vips: fc.uniqueArray(vipArb, {
-    minLength: 1,
+  vips: fc.uniqueArray(fc.oneof(vipArb, sharedVipArb), {
     maxLength: 3,
     selector: (v) => `${v.ip}/${v.port}/${v.proto}`,
   }),
-  backends: fc.uniqueArray(backendArb, { maxLength: 12, selector: (b) => `${b.ip}:${b.port}` }),
+  backends: backendsArb,
+  mesh: fc.uniqueArray(meshArb, { maxLength: 2, selector: (m) => `${m.proto}/${m.port}` }),
   affinity: fc.constantFrom("none" as const, "client-ip" as const),
 });
-/** Services with distinct ids and no VIP claimed twice. */
+const vipId = (v: Vip) => `${v.ip}/${v.port}/${v.proto}`;
+const meshId = (m: MeshPort) => `${m.proto}/${m.port}`;
+/** Services with distinct ids and no VIP or published port claimed twice. */
 const servicesArb = fc
   .array(serviceFields, { maxLength: 8 })
   .map((list) => {
-    const seen = new Set<string>();
+    const seenVips = new Set<string>();
+    const seenPorts = new Set<string>();
     return list.map((f, i) => {
-      const vips = f.vips.filter((v) => !seen.has(`${v.ip}/${v.port}/${v.proto}`));
-      for (const v of vips) seen.add(`${v.ip}/${v.port}/${v.proto}`);
-      return { id: i, name: `s${i}`, ...f, vips };
+      const vips = f.vips.filter((v) => !seenVips.has(vipId(v)));
+      for (const v of vips) seenVips.add(vipId(v));
+      const mesh = f.mesh.filter((m) => !seenPorts.has(meshId(m)));
+      for (const m of mesh) seenPorts.add(meshId(m));
+      return { id: i, name: `s${i}`, ...f, vips, mesh };
     });
   })
-  .map((list) => list.filter((s) => s.vips.length > 0));
+  .map((list) => list.filter((s) => s.vips.length > 0 || s.mesh.length > 0));
+const snatArb: fc.Arbitrary<SnatEntry[]> = fc.uniqueArray(
+  fc.record({ backend: backendArb.map((b) => b.ip), source: ipArb }),
+  { maxLength: 4, selector: (e) => e.backend },
+);
 
 // --- helpers over rendered text ------------------------------------------------------------------
 
@@ -228,6 +406,11 @@ function ruleLines(text: string): string[] {
   return rules;
 }
 
+/** The map elements of a rendered table: what renderChange() manages (the programmer keeps @vips,
+ * which services share, and @mesh_snat). */
+const mapElements = (text: string) =>
+  new Set([...tableElements(text)].filter((e) => !e.startsWith("vips ") && !e.startsWith("mesh_snat ")));
+
 /** The table with every `elements = { ... }` block removed: what does not depend on the services. */
 const skeleton = (text: string) => text.replace(/\n {4}elements = \{\n[\s\S]*?\n {4}\}/g, "");
 
@@ -240,6 +423,17 @@ const many = (count: number, backends: number): Service[] =>
       ip: `10.20.${(i * backends + j) >> 8}.${(i * backends + j) & 255}`,
       port: 8080,
     })),
+    // every fourth also published through the mesh
+    mesh:
+      i % 4 === 0
+        ? [
+            {
+              proto: "tcp" as const,
+              port: 1024 + i,
+              backends: [{ ip: `10.21.${i >> 8}.${i & 255}`, port: 80 }],
+            },
+          ]
+        : [],
     affinity: "none" as const,
   }));
 
@@ -250,18 +444,20 @@ test("the rule set is the same for 0, 1, 10 and 1000 services: only map elements
   const rules = ruleLines(empty);
   t.is(
     rules.length,
-    4 + 4 * MAX_BACKENDS,
-    "refuse (2), prerouting, output, and 2 rules in 2 chains per count",
+    9 + 8 * MAX_BACKENDS,
+    "refuse (2), prerouting (2), output (3), input, postrouting, and 2 rules in 4 chains per count",
   );
   for (const n of [1, 10, 1000]) {
-    const text = renderTable(many(n, 5));
+    const text = renderTable(many(n, 5), n > 1 ? SNAT : []);
     t.deepEqual(ruleLines(text), rules, `${n} services`);
     t.is(skeleton(text), empty, `${n} services: nothing but elements differs`);
-    t.is(tableElements(text).size, n * (1 + 5));
+    // per service: VIP verdict + 5 slots + its @vips address; every fourth: mesh verdict + 1 slot
+    const mesh = Math.ceil(n / 4) * 2;
+    t.is(tableElements(text).size, n * (1 + 5 + 1) + mesh + (n > 1 ? SNAT.length : 0));
   }
 });
 
-test("property: every backend owns exactly one slot per VIP, so each gets exactly 1/N of new connections", (t) => {
+test("property: every backend owns exactly one slot per VIP and per published port, so each gets exactly 1/N of new connections", (t) => {
   fc.assert(
     fc.property(servicesArb, (services) => {
       validateServices(services);
@@ -279,6 +475,20 @@ test("property: every backend owns exactly one slot per VIP, so each gets exactl
           if (targets.size !== n) return false;
           if (!s.backends.every((b) => targets.has(`${b.ip} . ${b.port}`))) return false;
         }
+        for (const m of s.mesh) {
+          const n = m.backends.length;
+          const prefix = `${m.proto} . ${m.port} . `;
+          const slots = els.filter((e) => e.map.startsWith("mbe_") && e.key.startsWith(prefix));
+          if (slots.length !== n || slots.some((e) => e.map !== `mbe_${n}`)) return false;
+          const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
+          if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
+          const targets = new Set(slots.map((e) => e.value));
+          if (targets.size !== n || !m.backends.every((b) => targets.has(`${b.ip} . ${b.port}`)))
+            return false;
+          const verdict = els.find((e) => e.map === "mesh" && e.key === `${m.proto} . ${m.port}`)?.value;
+          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "maff" : "mlb"}_${n}`;
+          if (verdict !== `jump ${chain}`) return false;
+        }
       }
       return true;
     }),
@@ -289,7 +499,11 @@ test("property: every backend owns exactly one slot per VIP, so each gets exactl
 test("property: the render does not depend on the order of backends or services", (t) => {
   fc.assert(
     fc.property(servicesArb, (services) => {
-      const shuffled = [...services].reverse().map((s) => ({ ...s, backends: [...s.backends].reverse() }));
+      const shuffled = [...services].reverse().map((s) => ({
+        ...s,
+        backends: [...s.backends].reverse(),
+        mesh: s.mesh.map((m) => ({ ...m, backends: [...m.backends].reverse() })),
+      }));
       return renderTable(services) === renderTable(shuffled);
     }),
   );
@@ -302,11 +516,13 @@ test("property: renderChange turns the table of one state into the table of the 
       fc.pre(services.length > 0);
       const target = services[pick % services.length]!;
       const others = services.filter((s) => s !== target);
-      const taken = new Set(others.flatMap((s) => s.vips.map((v) => `${v.ip}/${v.port}/${v.proto}`)));
-      const vips = fields.vips.filter((v) => !taken.has(`${v.ip}/${v.port}/${v.proto}`));
-      const changed: Service | undefined = vips.length > 0 ? { ...target, ...fields, vips } : undefined;
-      const before = tableElements(renderTable(services));
-      const after = tableElements(renderTable(changed ? [...others, changed] : others));
+      const taken = new Set(others.flatMap((s) => [...s.vips.map(vipId), ...s.mesh.map(meshId)]));
+      const vips = fields.vips.filter((v) => !taken.has(vipId(v)));
+      const mesh = fields.mesh.filter((m) => !taken.has(meshId(m)));
+      const changed: Service | undefined =
+        vips.length + mesh.length > 0 ? { ...target, ...fields, vips, mesh } : undefined;
+      const before = mapElements(renderTable(services));
+      const after = mapElements(renderTable(changed ? [...others, changed] : others));
       const script = renderChange(target, changed);
       const got = applyElementScript(before, script);
       // only the target's keys appear in the script
@@ -332,12 +548,12 @@ test("property: create then remove of a service leaves the elements as they were
       fc.pre(services.length > 0);
       const last = services[services.length - 1]!;
       const rest = services.slice(0, -1);
-      const base = tableElements(renderTable(rest));
+      const base = mapElements(renderTable(rest));
       const added = applyElementScript(base, renderChange(undefined, last));
       const removed = applyElementScript(added, renderChange(last, undefined));
       return (
         JSON.stringify([...added].sort()) ===
-          JSON.stringify([...tableElements(renderTable(services))].sort()) &&
+          JSON.stringify([...mapElements(renderTable(services))].sort()) &&
         JSON.stringify([...removed].sort()) === JSON.stringify([...base].sort())
       );
     }),
@@ -350,7 +566,7 @@ test("property: create then remove of a service leaves the elements as they were
 test("validation refuses what the renderer cannot express, naming the service", (t) => {
   const bad = (patch: Partial<Service>) => ({ ...WEB, ...patch });
   const cases: Array<[Service, RegExp]> = [
-    [bad({ vips: [] }), /has no VIP/],
+    [bad({ vips: [] }), /has no VIP and no published port/],
     [bad({ vips: [{ ip: "fd00::1", port: 80, proto: "tcp" }] }), /not an IPv4 address/],
     [bad({ vips: [{ ip: "10.020.0.1", port: 80, proto: "tcp" }] }), /not an IPv4 address/],
     [bad({ vips: [{ ip: "10.20.0.1", port: 0, proto: "tcp" }] }), /port 0 is not 1-65535/],
@@ -367,6 +583,33 @@ test("validation refuses what the renderer cannot express, naming the service", 
       }),
       /at most 128/,
     ],
+    [bad({ mesh: [{ proto: "tcp", port: 0, backends: [] }] }), /published port 0 is not 1-65535/],
+    [bad({ mesh: [{ proto: "icmp" as "tcp", port: 80, backends: [] }] }), /published port protocol/],
+    [bad({ mesh: [PUB.mesh[1]!, { ...PUB.mesh[1]! }] }), /published port 5353\/udp listed twice/],
+    [
+      bad({ mesh: [{ proto: "tcp", port: 80, backends: [{ ip: "10.1.1.1", port: 70000 }] }] }),
+      /published port 80\/tcp: backend port 70000/,
+    ],
+    [
+      bad({ mesh: [{ proto: "tcp", port: 80, backends: [{ ip: "10.1.1.01", port: 80 }] }] }),
+      /published port 80\/tcp backend: "10.1.1.01" is not an IPv4 address/,
+    ],
+    [
+      bad({ mesh: [{ proto: "tcp", port: 80, backends: [WEB.backends[0]!, { ...WEB.backends[0]! }] }] }),
+      /published port 80\/tcp: backend 10.20.0.4:8080 listed twice/,
+    ],
+    [
+      bad({
+        mesh: [
+          {
+            proto: "udp",
+            port: 53,
+            backends: Array.from({ length: MAX_BACKENDS + 1 }, (_, i) => ({ ip: `10.30.0.${i}`, port: 53 })),
+          },
+        ],
+      }),
+      /published port 53\/udp: 129 backends, at most 128/,
+    ],
   ];
   for (const [service, message] of cases) {
     const err = t.throws(() => validateService(service), { message });
@@ -377,7 +620,30 @@ test("validation refuses what the renderer cannot express, naming the service", 
   t.throws(() => validateServices([WEB, { ...STICKY, vips: [WEB.vips[1]!] }]), {
     message: /both claim 10.20.0.250:53\/udp/,
   });
-  t.notThrows(() => validateServices([WEB, STICKY, EMPTY]));
+  t.throws(() => validateServices([PUB, { ...BOTH, mesh: [{ ...PUB.mesh[1]!, backends: [] }] }]), {
+    message: /services pub and both both publish 5353\/udp/,
+  });
+  t.notThrows(() => validateServices([WEB, STICKY, EMPTY, PUB, BOTH]));
+  // a published port may equal a VIP port: they are different keys
+  t.notThrows(() => validateServices([WEB, { ...PUB, mesh: [{ proto: "tcp", port: 80, backends: [] }] }]));
+  // a backend large list (the Set path of the duplicate check) is checked too
+  const many = Array.from({ length: 40 }, (_, i) => ({ ip: `10.30.0.${i}`, port: 80 }));
+  t.throws(() => validateService({ ...WEB, backends: [...many, many[7]!] }), {
+    message: /10.30.0.7:80 listed twice/,
+  });
+  t.notThrows(() => validateService({ ...WEB, backends: many }));
+});
+
+test("validation of SNAT entries: IPv4 addresses, one source per backend", (t) => {
+  t.notThrows(() => validateSnat(SNAT));
+  t.notThrows(() => validateSnat([]));
+  t.throws(() => validateSnat([...SNAT, { backend: "10.30.0.4", source: "10.30.0.1" }]), {
+    message: /backend 10.30.0.4 listed twice/,
+  });
+  t.throws(() => validateSnat([{ backend: "10.30.0.4", source: "fd00::1" }]), {
+    message: /source for 10.30.0.4: "fd00::1" is not an IPv4 address/,
+  });
+  t.throws(() => validateSnat([{ backend: "x", source: "10.1.1.1" }]), { message: /backend: "x"/ });
 });
 
 // --- the kernel's parser -------------------------------------------------------------------------
@@ -386,14 +652,18 @@ test("validation refuses what the renderer cannot express, naming the service", 
  * run() drops node_modules/.bin from PATH, whose `nft` would shadow /usr/sbin/nft. */
 const nftCheck = (script: string) => run(["unshare", "--net", "nft", "-c", "-f", "-"], { input: script });
 
-test("nft -c accepts the rendered table followed by changes (join, swap, leave, remove) in one batch", async (t) => {
+test("nft -c accepts the rendered table followed by changes (join, swap, leave, remove, mesh, VIPs, SNAT) in one batch", async (t) => {
   const grown: Service = { ...WEB, backends: [...WEB.backends, { ip: "10.20.0.9", port: 8080 }] };
   const script = [
-    renderTable([WEB, STICKY, EMPTY]),
+    renderTable([WEB, STICKY, EMPTY, PUB], SNAT),
     renderChange(WEB, grown),
     renderChange(STICKY, { ...STICKY, backends: [] }),
     renderChange(EMPTY, { ...EMPTY, backends: STICKY.backends }),
     renderChange(grown, undefined),
+    renderChange(PUB, { ...PUB, mesh: [{ ...PUB.mesh[1]!, backends: STICKY.backends }] }),
+    renderChange(undefined, BOTH),
+    renderVipChange({ add: ["10.20.0.253"], remove: ["10.20.0.250"] }),
+    renderSnatChange(SNAT, [{ backend: "10.30.0.5", source: "10.30.0.1" }]),
   ].join("");
   const r = await nftCheck(script);
   t.is(r.code, 0, r.stderr);
@@ -403,8 +673,8 @@ test("nft -c accepts the rendered table followed by changes (join, swap, leave, 
 
 test("property (nft -c): arbitrary states render tables the kernel accepts", async (t) => {
   await fc.assert(
-    fc.asyncProperty(servicesArb, async (services) => {
-      const r = await nftCheck(renderTable(services));
+    fc.asyncProperty(servicesArb, snatArb, async (services, snat) => {
+      const r = await nftCheck(renderTable(services, snat));
       if (r.code !== 0) throw new Error(`nft -c failed (${r.code}): ${r.stderr}`);
     }),
     { numRuns: 15 },
