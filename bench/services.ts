@@ -1,12 +1,15 @@
 /**
  * Services benchmark (issue 5): trellis's nftables VIP table next to a kube-proxy-style iptables
  * ruleset (a chain per service and per endpoint, `statistic` random selection), in the same run.
- *   1. rule programming: N services × B backends from nothing, and one service change at N;
+ *   1. rule programming: N services × B backends from nothing, and one service change at N, both through
+ *      lib/ingress's ServiceProgrammer with a process per transaction (nftApply) and with a long-lived
+ *      nft (lib/kernel/nft-session.ts), each in its own namespace;
  *   2. per-connection cost: new TCP connections/s through one VIP at a small and a large N.
  * A script, not a test: it prints what it measured and never fails on timing. Needs root.
  *
  *   node dist/bench/services.js [--services 10000] [--small 100] [--backends 5] [--rounds 3]
- *     [--pairs 8] [--seconds 1] [--procs 2] [--conc 32] [--iptables legacy|nft]
+ *     [--changes 100] [--ipchanges 20] [--pairs 8] [--seconds 1] [--procs 2] [--conc 32]
+ *     [--iptables legacy|nft]
  *
  * Default --iptables: legacy when iptables-legacy-restore exists, else nft. The iptables side is
  * kube-proxy's iptables mode: KUBE-SERVICES with one rule per VIP (scanned in order; the measured
@@ -25,12 +28,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Service, validateServices } from "../lib/ingress/model.js";
-import { ServiceProgrammer } from "../lib/ingress/programmer.js";
-import { renderChange, renderTable } from "../lib/ingress/render.js";
+import { type ProgramResult, ServiceProgrammer } from "../lib/ingress/programmer.js";
+import { renderTable } from "../lib/ingress/render.js";
 import { nftApply, nftVersion } from "../lib/kernel/nft.js";
+import { createNftSession } from "../lib/kernel/nft-session.js";
 import { Lab, waitFor } from "../test/helpers/lab.js";
 import { cleanEnv } from "../test/helpers/proc.js";
-import { quantile, summarize } from "./lib/stats.js";
+import { fmtMs as fmtStat, quantile, summarize } from "./lib/stats.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const PORT = 8080;
@@ -43,6 +47,10 @@ interface Options {
   backends: number;
   /** Full programming runs per ruleset. */
   rounds: number;
+  /** Samples of each kind of one-service change, per trellis applier. */
+  changes: number;
+  /** Samples of each iptables change (each restore of the big ruleset takes about half a second). */
+  ipchanges: number;
   /** Paired (small, large) measurements per system for the per-connection figures. */
   pairs: number;
   /** Seconds per throughput measurement. */
@@ -68,9 +76,19 @@ function options(argv: string[]): Options {
   const { values: v } = parseArgs({
     args: argv,
     options: Object.fromEntries(
-      ["services", "small", "backends", "rounds", "pairs", "seconds", "conc", "procs", "iptables"].map(
-        (k) => [k, { type: "string" as const }],
-      ),
+      [
+        "services",
+        "small",
+        "backends",
+        "rounds",
+        "changes",
+        "ipchanges",
+        "pairs",
+        "seconds",
+        "conc",
+        "procs",
+        "iptables",
+      ].map((k) => [k, { type: "string" as const }]),
     ),
   });
   const int = (k: string, d: number) => {
@@ -86,6 +104,8 @@ function options(argv: string[]): Options {
     small: int("small", 100),
     backends: int("backends", 5),
     rounds: int("rounds", 3),
+    changes: int("changes", 100),
+    ipchanges: int("ipchanges", 20),
     pairs: int("pairs", 8),
     seconds: int("seconds", 1),
     conc: int("conc", 32),
@@ -113,6 +133,7 @@ function benchServices(count: number, backends: number): { services: Service[]; 
               port: PORT,
             },
       ),
+      mesh: [],
       affinity: "none",
     }),
   );
@@ -311,44 +332,18 @@ async function load(
 // --- rule programming ------------------------------------------------------------------------------
 
 /**
- * Experiment, not what trellis does today: one long-lived `nft -i` per namespace, one input line per
- * transaction. nft's exit closes its netlink socket, and when a transaction deleted anything the
- * kernel makes that close wait for an RCU grace period (nft_rcv_nl_event → flush_work): a process
- * per transaction pays it every time, a session never does.
+ * The two ways trellis can apply its transactions, each programming its own namespace through its own
+ * ServiceProgrammer: a process per transaction (nftApply), or one long-lived nft per namespace
+ * (lib/kernel/nft-session.ts). nft's exit closes its netlink socket, and when a transaction deleted
+ * anything the kernel makes that close wait for an RCU grace period: the one-shot process pays that
+ * and its start every time, the session never.
  */
-class NftSession {
-  private err = "";
-  private done = 0;
-  private waiting: { want: number; resolve: () => void } | undefined;
-  private readonly child;
+const APPLIERS = ["nft -f", "session"] as const;
+type Applier = (typeof APPLIERS)[number];
+const CHANGES = ["backend joins", "backend leaves", "service added", "service removed"] as const;
 
-  constructor(ns: string) {
-    this.child = spawn("ip", ["netns", "exec", ns, "nft", "-i"], { env: cleanEnv(), stdio: "pipe" });
-    this.child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      // each transaction line is followed by `describe meta mark`, whose answer marks it done
-      this.done += d.split("datatype mark").length - 1;
-      if (this.waiting && this.done >= this.waiting.want) this.waiting.resolve();
-    });
-    this.child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      this.err += d;
-    });
-  }
-
-  /** Applies a script of one-line commands as one transaction (one input line), waits until done. */
-  async apply(script: string): Promise<void> {
-    const want = this.done + 1;
-    const finished = new Promise<void>((resolve) => {
-      this.waiting = { want, resolve };
-    });
-    this.child.stdin.write(`${script.trimEnd().split("\n").join("; ")}\ndescribe meta mark\n`);
-    await finished;
-    if (this.err) throw new Error(`nft -i: ${this.err.trim()}`);
-  }
-
-  close(): void {
-    this.child.stdin.end();
-  }
-}
+/** Alternates which applier goes first, so neither always runs right after the other. */
+const inTurn = (i: number): readonly Applier[] => (i % 2 ? [...APPLIERS].reverse() : APPLIERS);
 
 /** Appends a sample to the named series. */
 function record(series: Record<string, number[]>, name: string, ms: number): void {
@@ -363,14 +358,27 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return msSince(t0);
 }
 
-interface Programming {
-  render: number[];
+interface Samples {
   full: number[];
   changes: Record<string, number[]>;
-  session: Record<string, number[]>;
+}
+
+interface Programming {
+  render: number[];
+  trellis: Record<Applier, Samples>;
+  /** The session's first transaction (an empty table's delete), nft's start included. */
+  sessionStart: number[];
   ipFull: number[];
   ipChanges: Record<string, number[]>;
 }
+
+const emptyProgramming = (): Programming => ({
+  render: [],
+  trellis: { "nft -f": { full: [], changes: {} }, session: { full: [], changes: {} } },
+  sessionStart: [],
+  ipFull: [],
+  ipChanges: {},
+});
 
 /** One service grown by a backend, and a service that does not exist yet (for add/remove). */
 function changeSubjects(services: readonly Service[], backends: number) {
@@ -381,45 +389,65 @@ function changeSubjects(services: readonly Service[], backends: number) {
     name: "extra",
     vips: [{ ip: "10.200.0.1", port: 80, proto: "tcp" }],
     backends: Array.from({ length: backends }, (_, j) => ({ ip: `10.201.0.${j + 1}`, port: PORT })),
+    mesh: [],
     affinity: "none",
   };
   return { base, grown, extra };
 }
 
-async function programTrellis(r: Router, services: Service[], o: Options, p: Programming): Promise<void> {
-  const netns = `/run/netns/${r.ns}`;
-  const programmer = new ServiceProgrammer({ nftApply: (s) => nftApply(s, { netns, timeoutMs: 300_000 }) });
-  for (let i = 0; i < o.rounds; i++) {
-    p.render.push(
-      await timeIt(async () => {
-        validateServices(services);
-        renderTable(services);
-      }),
-    );
-    await programmer.clear();
-    await sleep(1000); // let the kernel free the old table outside the timing
-    p.full.push(await timeIt(() => programmer.sync(services)));
-  }
-  const { base, grown, extra } = changeSubjects(services, o.backends);
-  const session = new NftSession(r.ns);
+/** A change must be the element diff it claims to be, not a full resync after a failed diff. */
+function expectMode(r: ProgramResult, mode: ProgramResult["mode"], what: string): void {
+  if (r.mode !== mode || r.recovered) throw new Error(`${what}: expected ${mode}, got ${JSON.stringify(r)}`);
+}
+
+/** netns: the namespace each applier programs (paths under /run/netns). */
+async function programTrellis(
+  netns: Record<Applier, string>,
+  services: Service[],
+  o: Options,
+  p: Programming,
+): Promise<void> {
+  const session = createNftSession({ netns: netns.session, timeoutMs: 300_000 });
+  const oneShot = (script: string) => nftApply(script, { netns: netns["nft -f"], timeoutMs: 300_000 });
+  const programmers: Record<Applier, ServiceProgrammer> = {
+    "nft -f": new ServiceProgrammer({ nftApply: oneShot }),
+    session: new ServiceProgrammer({ nftApply: (script) => session.apply(script) }),
+  };
   try {
-    for (let i = 0; i < 10; i++) {
-      const steps: Array<[string, Service | undefined, Service | undefined]> = [
-        ["backend joins", base, grown],
-        ["backend leaves", grown, base],
-        ["service added", undefined, extra],
-        ["service removed", extra, undefined],
-      ];
-      for (const [name, before, after] of steps) {
-        const apply = () => (after ? programmer.upsert(after) : programmer.remove(before!.id));
-        record(p.changes, name, await timeIt(apply));
+    p.sessionStart.push(await timeIt(() => programmers.session.clear()));
+    for (let i = 0; i < o.rounds; i++) {
+      p.render.push(
+        await timeIt(async () => {
+          validateServices(services);
+          renderTable(services);
+        }),
+      );
+      for (const a of APPLIERS) await programmers[a].clear();
+      await sleep(1000); // let the kernel free the old tables outside the timing
+      for (const a of inTurn(i)) {
+        let r: ProgramResult | undefined;
+        p.trellis[a].full.push(await timeIt(async () => (r = await programmers[a].sync(services))));
+        expectMode(r!, "full", `${a}: full programming`);
       }
-      for (const [name, before, after] of steps) {
-        record(p.session, name, await timeIt(() => session.apply(renderChange(before, after))));
+    }
+    const { base, grown, extra } = changeSubjects(services, o.backends);
+    const steps: Array<[(typeof CHANGES)[number], (pr: ServiceProgrammer) => Promise<ProgramResult>]> = [
+      ["backend joins", (pr) => pr.upsert(grown)],
+      ["backend leaves", (pr) => pr.upsert(base)],
+      ["service added", (pr) => pr.upsert(extra)],
+      ["service removed", (pr) => pr.remove(extra.id)],
+    ];
+    for (let i = 0; i < o.changes; i++) {
+      for (const [name, step] of steps) {
+        for (const a of inTurn(i)) {
+          let r: ProgramResult | undefined;
+          record(p.trellis[a].changes, name, await timeIt(async () => (r = await step(programmers[a]))));
+          expectMode(r!, "diff", `${a}: ${name}`);
+        }
       }
     }
   } finally {
-    session.close();
+    await session.close();
   }
 }
 
@@ -432,7 +460,7 @@ async function programIptables(r: Router, services: Service[], o: Options, p: Pr
     p.ipFull.push(await timedIn(r.ns, [restore, "-w", "60"], table));
   }
   const { base, grown } = changeSubjects(services, o.backends);
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < o.ipchanges; i++) {
     const joins = await timedIn(r.ns, [restore, "-w", "60", "--noflush"], kubeChange(base, grown));
     record(p.ipChanges, "backend joins", joins);
     const leaves = await timedIn(r.ns, [restore, "-w", "60", "--noflush"], kubeChange(grown, base));
@@ -443,33 +471,59 @@ async function programIptables(r: Router, services: Service[], o: Options, p: Pr
 // --- report ----------------------------------------------------------------------------------------
 
 const p50 = (xs: readonly number[]) => summarize(xs).p50;
-const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 const row = (cells: string[], widths: number[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 12)).join("  ");
+
+/** "p50 / p90 / p99" in ms, three significant digits; empty for no samples. */
+function spread(xs: readonly number[] | undefined): string {
+  if (!xs || xs.length === 0) return "";
+  const sorted = [...xs].sort((a, b) => a - b);
+  return [0.5, 0.9, 0.99].map((q) => fmtStat(quantile(sorted, q))).join(" / ");
+}
 
 function report(o: Options, p: Programming, small: Programming, perConn: PerConnection): string {
   const ipt = `iptables-${o.iptables}`;
-  const w = [34, 16, 16, 18, 10];
+  const w = [33, 22, 22, 22, 8];
+  const t = p.trellis;
   const lines = [
     "",
-    `1. Rule programming: ${o.services} services × ${o.backends} backends (p50; full: ${o.rounds} runs, changes: 10 each)`,
-    row(["", "trellis nft -f", "trellis nft -i*", `${ipt}-restore`, "goal"], w),
-    row(["full programming (from empty)", fmtMs(p50(p.full)), "", fmtMs(p50(p.ipFull)), "≤ 0.5 s"], w),
-    row([`  of which validate + render (JS)`, fmtMs(p50(p.render)), "", "", ""], w),
+    `1. Rule programming: ${o.services} services × ${o.backends} backends, through ServiceProgrammer`,
+    `   ms, p50 / p90 / p99 of: full ${o.rounds} runs each; trellis changes ${o.changes} each, iptables ${o.ipchanges}`,
+    row(["", "trellis nft -f", "trellis session", `${ipt}-restore`, "goal"], w),
+    row(
+      [
+        "full programming (from empty)",
+        spread(t["nft -f"].full),
+        spread(t.session.full),
+        spread(p.ipFull),
+        "≤ 500",
+      ],
+      w,
+    ),
+    row([`  of which validate + render (JS)`, spread(p.render), "", "", ""], w),
   ];
-  for (const name of ["backend joins", "backend leaves", "service added", "service removed"]) {
-    const ip = p.ipChanges[name] ? fmtMs(p50(p.ipChanges[name]!)) : "";
+  for (const name of CHANGES) {
     const cells = [
       `one change: ${name}`,
-      fmtMs(p50(p.changes[name]!)),
-      fmtMs(p50(p.session[name]!)),
-      ip,
-      "≤ 10 ms",
+      spread(t["nft -f"].changes[name]),
+      spread(t.session.changes[name]),
+      spread(p.ipChanges[name]),
+      "≤ 10",
     ];
     lines.push(row(cells, w));
   }
+  const st = small.trellis;
   lines.push(
-    row([`(at ${o.small} services: full)`, fmtMs(p50(small.full)), "", fmtMs(p50(small.ipFull)), ""], w),
-    "  * experiment: one long-lived `nft -i` per namespace instead of a process per transaction",
+    row(
+      [
+        `(at ${o.small} services: full)`,
+        spread(st["nft -f"].full),
+        spread(st.session.full),
+        spread(small.ipFull),
+        "",
+      ],
+      w,
+    ),
+    `  session: one long-lived nft per namespace (lib/kernel/nft-session.ts); its first transaction, nft's start included: ${[...p.sessionStart, ...small.sessionStart].map(fmtStat).join(", ")} ms`,
     "",
     `2. New TCP connections through one VIP: ${o.pairs} pairs (small, large table back to back), medians`,
     `   throughput: ${o.procs} generators × ${o.conc} in flight for ${o.seconds} s; latency: one serial generator`,
@@ -575,20 +629,19 @@ async function main(o: Options): Promise<void> {
       [`${ipt}-small`]: await buildRouter(lab, "is", o.backends),
       [`${ipt}-big`]: await buildRouter(lab, "ib", o.backends),
     };
-    const empty = (): Programming => ({
-      render: [],
-      full: [],
-      changes: {},
-      session: {},
-      ipFull: [],
-      ipChanges: {},
+    // the session's table lives in a namespace of its own; the routers' tables serve the connections
+    const sessionNs = async (name: string) => `/run/netns/${await lab.addContainer(name)}`;
+    const nsOf = async (r: Router, name: string): Promise<Record<Applier, string>> => ({
+      "nft -f": `/run/netns/${r.ns}`,
+      session: await sessionNs(name),
     });
-    const pBig = empty();
-    const pSmall = empty();
+    const pBig = emptyProgramming();
+    const pSmall = emptyProgramming();
     say(`programming ${o.services} services into trellis's table and the ${ipt} ruleset`);
-    await programTrellis(routers["trellis-small"], small.services, { ...o, rounds: 1 }, pSmall);
-    await programIptables(routers[`${ipt}-small`]!, small.services, { ...o, rounds: 1 }, pSmall);
-    await programTrellis(routers["trellis-big"], big.services, o, pBig);
+    const smallRuns = { ...o, changes: 1, ipchanges: 1 }; // only its full programming is reported
+    await programTrellis(await nsOf(routers["trellis-small"], "tss"), small.services, smallRuns, pSmall);
+    await programIptables(routers[`${ipt}-small`]!, small.services, smallRuns, pSmall);
+    await programTrellis(await nsOf(routers["trellis-big"], "tbs"), big.services, o, pBig);
     await programIptables(routers[`${ipt}-big`]!, big.services, o, pBig);
     const perConn = await measureConnections(lab, routers, { big, small }, o);
     console.log(report(o, pBig, pSmall, perConn));
