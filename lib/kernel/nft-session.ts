@@ -174,8 +174,10 @@ class NftProcess {
       const timer =
         timeoutMs > 0
           ? setTimeout(() => {
-              this.settle()?.reject(this.failure(`nft session gave no answer within ${timeoutMs} ms`));
+              const why = `gave no answer within ${timeoutMs} ms`;
               this.kill();
+              this.ended ??= why; // dead to the session now, not once the close event comes
+              this.settle()?.reject(this.failure(`nft session ${why}`));
             }, timeoutMs)
           : undefined;
       this.pending = { token, resolve, reject, timer };
