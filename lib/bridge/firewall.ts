@@ -3,7 +3,8 @@
  * outright: a full render replaces it atomically (add + delete + define in one `nft -f` transaction,
  * so there is never a moment without rules), and published ports are elements of named maps so a
  * connect or disconnect changes only its own elements and the ruleset never grows with the number of
- * ports (the per-packet cost is one map lookup).
+ * ports (the per-packet cost is one map lookup). Service VIPs and backends (lib/ingress) are elements
+ * of two sets here too: their flows must be tracked and keep the client's address (see the rules).
  */
 import type { Protocol } from "../store/records.js";
 
@@ -31,7 +32,14 @@ export interface PublishedPort {
 export interface FirewallState {
   networks: FirewallNetwork[];
   ports: PublishedPort[];
+  /** every service VIP (bare IPv4) on this host's networks: @svc_vips */
+  serviceVips: string[];
+  /** every service backend address (bare IPv4) on this host's networks: @svc_backends */
+  serviceBackends: string[];
 }
+
+export const SERVICE_VIPS_SET = "svc_vips";
+export const SERVICE_BACKENDS_SET = "svc_backends";
 
 const q = (name: string) => JSON.stringify(name);
 
@@ -89,8 +97,12 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
     // Hairpin: a container reaching a published port on its own network must see replies come
     // back through the host, or it would get them straight from the peer with the wrong source.
     // (The input interface is not usable here: with br_netfilter, bridged packets carry the port.)
+    // Not for a service VIP: its backends' replies are tracked (not notracked, see the raw chain),
+    // so conntrack undoes the DNAT on the bridged reply and the backend sees the client's address.
     for (const subnet of net.subnets4)
-      lines.push(`    oifname ${br} ip saddr ${subnet} ct status dnat masquerade`);
+      lines.push(
+        `    oifname ${br} ip saddr ${subnet} ct status dnat ct original ip daddr != @${SERVICE_VIPS_SET} masquerade`,
+      );
     if (net.masquerade) {
       for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} oifname != ${br} masquerade`);
     }
@@ -102,15 +114,19 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
 /**
  * Traffic between two addresses of one network never needs NAT or connection state: skipping
  * conntrack for it spares every bridged frame (br_netfilter sends them through these hooks) the
- * cost of a lookup, which is most of the overlay's gap to a bare VXLAN + bridge path.
+ * cost of a lookup, which is most of the overlay's gap to a bare VXLAN + bridge path. Service
+ * traffic is the exception: a connection to a VIP is DNATed, and the backend's bridged reply must
+ * meet that conntrack entry to get the VIP back as its source.
  */
 function renderRawChain(networks: FirewallNetwork[]): string[] {
   const lines = ["  chain prerouting_raw {", "    type filter hook prerouting priority raw; policy accept;"];
+  const services = `ip daddr != @${SERVICE_VIPS_SET} ip saddr != @${SERVICE_BACKENDS_SET}`;
   for (const net of networks) {
     // Not to the gateway: replies of hairpin flows (masqueraded to it) must meet their conntrack entry.
     const gw =
       net.gateways4 && net.gateways4.length > 0 ? ` ip daddr != { ${net.gateways4.join(", ")} }` : "";
-    for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} ip daddr ${subnet}${gw} notrack`);
+    for (const subnet of net.subnets4)
+      lines.push(`    ip saddr ${subnet} ip daddr ${subnet}${gw} ${services} notrack`);
   }
   lines.push("  }");
   return lines;
@@ -141,6 +157,15 @@ function renderFilterChains(networks: FirewallNetwork[]): string[] {
   return lines;
 }
 
+function renderSet(name: string, type: string, elements: readonly string[]): string[] {
+  return [
+    `  set ${name} {`,
+    `    type ${type}`,
+    ...(elements.length > 0 ? [`    elements = { ${elements.join(", ")} }`] : []),
+    "  }",
+  ];
+}
+
 /** The whole table, replacing whatever trellis had before in one atomic transaction. */
 export function renderFirewall(state: FirewallState): string {
   const bridges = state.networks.map((n) => q(n.bridgeName));
@@ -148,10 +173,9 @@ export function renderFirewall(state: FirewallState): string {
     `table ${TABLE} {}`,
     `delete table ${TABLE}`,
     `table ${TABLE} {`,
-    "  set bridges {",
-    "    type ifname",
-    ...(bridges.length > 0 ? [`    elements = { ${bridges.join(", ")} }`] : []),
-    "  }",
+    ...renderSet("bridges", "ifname", bridges),
+    ...renderSet(SERVICE_VIPS_SET, "ipv4_addr", [...new Set(state.serviceVips)].sort()),
+    ...renderSet(SERVICE_BACKENDS_SET, "ipv4_addr", [...new Set(state.serviceBackends)].sort()),
     ...renderMaps(state.ports),
     ...renderRawChain(state.networks),
     ...renderNatChains(state.networks),
@@ -166,5 +190,24 @@ export function renderPortChanges(change: { add?: PublishedPort[]; remove?: Publ
   const lines: string[] = [];
   for (const p of change.remove ?? []) lines.push(`delete element ${TABLE} ${mapName(p)} { ${keyOf(p)} }`);
   for (const p of change.add ?? []) lines.push(`add element ${TABLE} ${mapName(p)} { ${elementOf(p)} }`);
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
+}
+
+/** Element-level change of the service address sets (deletions first); empty when nothing changes. */
+export function renderServiceAddressChanges(change: {
+  vips?: { add?: readonly string[]; remove?: readonly string[] };
+  backends?: { add?: readonly string[]; remove?: readonly string[] };
+}): string {
+  const sets = [
+    [SERVICE_VIPS_SET, change.vips],
+    [SERVICE_BACKENDS_SET, change.backends],
+  ] as const;
+  const lines: string[] = [];
+  for (const [set, diff] of sets) {
+    if (diff?.remove?.length) lines.push(`delete element ${TABLE} ${set} { ${diff.remove.join(", ")} }`);
+  }
+  for (const [set, diff] of sets) {
+    if (diff?.add?.length) lines.push(`add element ${TABLE} ${set} { ${diff.add.join(", ")} }`);
+  }
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }

@@ -1,13 +1,17 @@
 /**
  * Keeps trellis's nftables table in step with the store: a full atomic render for network-level
- * changes and at start-up, element-level changes for the ports of one endpoint.
+ * changes and at start-up, element-level changes for the ports of one endpoint and for the service
+ * addresses (VIPs and backends, which the service manager hands over and this class remembers).
  */
 import {
   type FirewallNetwork,
   type PublishedPort,
   renderFirewall,
   renderPortChanges,
+  renderServiceAddressChanges,
 } from "../bridge/firewall.js";
+import { invalid } from "../common/errors.js";
+import { canonicalAddress, parseAddress } from "../ipam/cidr.js";
 import type { Kernel } from "../kernel/types.js";
 import type { EndpointRecord, NetworkRecord, PoolRecord } from "../store/records.js";
 import type { DockerUserChain } from "./docker-user.js";
@@ -34,7 +38,30 @@ export function publishedPortsOf(net: NetworkRecord, ep: EndpointRecord): Publis
   });
 }
 
+/** Bare IPv4 addresses in canonical form, each once; INVALID_ARGUMENT for anything else (one bad
+ * element would make every later full render of the table fail). */
+function addressSet(addresses: readonly string[], what: string): Set<string> {
+  const out = new Set<string>();
+  for (const a of addresses) {
+    if (parseAddress(a, what).family !== 4) throw invalid(`${what} "${a}" is not an IPv4 address`);
+    out.add(canonicalAddress(a));
+  }
+  return out;
+}
+
+function setDiff(before: ReadonlySet<string>, after: ReadonlySet<string>) {
+  return {
+    add: [...after].filter((a) => !before.has(a)),
+    remove: [...before].filter((a) => !after.has(a)),
+  };
+}
+
 export class FirewallManager {
+  private serviceVips = new Set<string>();
+  private serviceBackends = new Set<string>();
+  /** Serialises setServiceAddresses: each diff is computed from the one before it. */
+  private addressQueue: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly kernel: Kernel,
     private readonly source: FirewallSource,
@@ -68,7 +95,12 @@ export class FirewallManager {
       const net = networks.get(ep.networkId);
       if (net) ports.push(...publishedPortsOf(net, ep));
     }
-    return renderFirewall({ networks: this.networksOf(), ports });
+    return renderFirewall({
+      networks: this.networksOf(),
+      ports,
+      serviceVips: [...this.serviceVips],
+      serviceBackends: [...this.serviceBackends],
+    });
   }
 
   async sync(): Promise<void> {
@@ -84,5 +116,32 @@ export class FirewallManager {
   async changePorts(change: { add?: PublishedPort[]; remove?: PublishedPort[] }): Promise<void> {
     const script = renderPortChanges(change);
     if (script) await this.kernel.nftApply(script);
+  }
+
+  /**
+   * Makes @svc_vips and @svc_backends exactly these addresses (bare IPv4): remembered, so every later
+   * full render includes them, and applied as an element diff. A refused diff (no table yet, or it
+   * drifted) falls back to a full render of the whole table.
+   */
+  async setServiceAddresses(vips: string[], backends: string[]): Promise<void> {
+    const nextVips = addressSet(vips, "service VIP");
+    const nextBackends = addressSet(backends, "service backend");
+    const apply = async () => {
+      const script = renderServiceAddressChanges({
+        vips: setDiff(this.serviceVips, nextVips),
+        backends: setDiff(this.serviceBackends, nextBackends),
+      });
+      this.serviceVips = nextVips;
+      this.serviceBackends = nextBackends;
+      if (!script) return;
+      try {
+        await this.kernel.nftApply(script);
+      } catch {
+        await this.sync();
+      }
+    };
+    const next = this.addressQueue.then(apply, apply);
+    this.addressQueue = next.catch(() => {});
+    return next;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The nft renderer of the bridge driver: golden text for a small state, properties over arbitrary
- * states (bridges, internal networks, determinism, map elements, port-change symmetry), and the
- * kernel's own parser (`nft -c`, in a throwaway network namespace) accepting what it renders.
+ * states (bridges, internal networks, determinism, map elements, port-change symmetry, service
+ * address sets), and the kernel's own parser (`nft -c`, in a throwaway network namespace) accepting
+ * what it renders.
  */
 import test from "ava";
 import fc from "fast-check";
@@ -11,7 +12,10 @@ import {
   type PublishedPort,
   renderFirewall,
   renderPortChanges,
+  renderServiceAddressChanges,
 } from "../../lib/bridge/firewall.js";
+import { FirewallManager, type FirewallSource } from "../../lib/daemon/firewall.js";
+import type { Kernel } from "../../lib/kernel/types.js";
 import { run } from "../helpers/proc.js";
 
 // --- a small state -----------------------------------------------------------------------------
@@ -47,7 +51,14 @@ const PORTS: PublishedPort[] = [
   { proto: "udp", hostIp: "10.0.0.1", hostPort: 5000, containerIp: "172.20.0.3", containerPort: 5001 },
 ];
 
-const SMALL: FirewallState = { networks: [NORMAL, INTERNAL, NO_ICC], ports: PORTS };
+const SMALL: FirewallState = {
+  networks: [NORMAL, INTERNAL, NO_ICC],
+  ports: PORTS,
+  // out of order and with a repeat on purpose: the sets are sorted and each address is one element
+  serviceVips: ["172.18.0.250", "172.20.0.250", "172.18.0.250"],
+  serviceBackends: ["172.18.0.3", "172.18.0.2"],
+};
+const NONE = { serviceVips: [], serviceBackends: [] };
 
 const GOLDEN = `table inet trellis {}
 delete table inet trellis
@@ -55,6 +66,14 @@ table inet trellis {
   set bridges {
     type ifname
     elements = { "br-normal", "br-internal", "br-noicc" }
+  }
+  set svc_vips {
+    type ipv4_addr
+    elements = { 172.18.0.250, 172.20.0.250 }
+  }
+  set svc_backends {
+    type ipv4_addr
+    elements = { 172.18.0.2, 172.18.0.3 }
   }
   map pub4_tcp {
     type inet_service : ipv4_addr . inet_service
@@ -74,10 +93,10 @@ table inet trellis {
   }
   chain prerouting_raw {
     type filter hook prerouting priority raw; policy accept;
-    ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 notrack
-    ip saddr 172.19.0.0/16 ip daddr 172.19.0.0/16 notrack
-    ip saddr 172.20.0.0/16 ip daddr 172.20.0.0/16 notrack
-    ip saddr 172.21.0.0/24 ip daddr 172.21.0.0/24 notrack
+    ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
+    ip saddr 172.19.0.0/16 ip daddr 172.19.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
+    ip saddr 172.20.0.0/16 ip daddr 172.20.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
+    ip saddr 172.21.0.0/24 ip daddr 172.21.0.0/24 ip daddr != @svc_vips ip saddr != @svc_backends notrack
   }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
@@ -95,10 +114,10 @@ table inet trellis {
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
-    oifname "br-normal" ip saddr 172.18.0.0/16 ct status dnat masquerade
+    oifname "br-normal" ip saddr 172.18.0.0/16 ct status dnat ct original ip daddr != @svc_vips masquerade
     ip saddr 172.18.0.0/16 oifname != "br-normal" masquerade
-    oifname "br-noicc" ip saddr 172.20.0.0/16 ct status dnat masquerade
-    oifname "br-noicc" ip saddr 172.21.0.0/24 ct status dnat masquerade
+    oifname "br-noicc" ip saddr 172.20.0.0/16 ct status dnat ct original ip daddr != @svc_vips masquerade
+    oifname "br-noicc" ip saddr 172.21.0.0/24 ct status dnat ct original ip daddr != @svc_vips masquerade
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
@@ -119,10 +138,12 @@ test("golden: normal, internal and ICC-off networks with tcp/udp ports, with and
   t.is(renderFirewall(SMALL), GOLDEN);
 });
 
-test("golden: an empty state still defines the table, the empty set, the maps and the chains", (t) => {
-  const text = renderFirewall({ networks: [], ports: [] });
+test("golden: an empty state still defines the table, the empty sets, the maps and the chains", (t) => {
+  const text = renderFirewall({ networks: [], ports: [], ...NONE });
   t.true(text.startsWith("table inet trellis {}\ndelete table inet trellis\ntable inet trellis {\n"));
   t.true(text.includes("  set bridges {\n    type ifname\n  }\n"), "no elements line for an empty set");
+  t.true(text.includes("  set svc_vips {\n    type ipv4_addr\n  }\n"));
+  t.true(text.includes("  set svc_backends {\n    type ipv4_addr\n  }\n"));
   for (const map of ["pub4_tcp", "pub4_tcp_ip", "pub4_udp", "pub4_udp_ip"]) {
     t.true(text.includes(`  map ${map} {\n`), map);
   }
@@ -140,6 +161,25 @@ test("golden: port changes delete by key, add key : value, deletions first", (t)
   );
   t.is(renderPortChanges({}), "");
   t.is(renderPortChanges({ add: [], remove: [] }), "");
+});
+
+test("golden: service address changes delete then add, per set", (t) => {
+  t.is(
+    renderServiceAddressChanges({
+      vips: { add: ["172.18.0.251"], remove: ["172.18.0.250"] },
+      backends: { add: ["172.18.0.4", "172.18.0.5"], remove: ["172.18.0.2"] },
+    }),
+    "delete element inet trellis svc_vips { 172.18.0.250 }\n" +
+      "delete element inet trellis svc_backends { 172.18.0.2 }\n" +
+      "add element inet trellis svc_vips { 172.18.0.251 }\n" +
+      "add element inet trellis svc_backends { 172.18.0.4, 172.18.0.5 }\n",
+  );
+  t.is(
+    renderServiceAddressChanges({ backends: { add: ["10.0.0.1"] } }),
+    "add element inet trellis svc_backends { 10.0.0.1 }\n",
+  );
+  t.is(renderServiceAddressChanges({}), "");
+  t.is(renderServiceAddressChanges({ vips: { add: [], remove: [] } }), "");
 });
 
 // --- parsing the rendered text back -------------------------------------------------------------
@@ -222,7 +262,12 @@ const portsArb = fc.uniqueArray(portArb, {
   selector: (p) => `${mapOf(p)} ${keyOf(p)}`,
 });
 
-const stateArb: fc.Arbitrary<FirewallState> = fc.record({ networks: networksArb, ports: portsArb });
+const stateArb: fc.Arbitrary<FirewallState> = fc.record({
+  networks: networksArb,
+  ports: portsArb,
+  serviceVips: fc.array(ipv4, { maxLength: 6 }),
+  serviceBackends: fc.array(ipv4, { maxLength: 6 }),
+});
 
 // --- properties ----------------------------------------------------------------------------------
 
@@ -256,6 +301,27 @@ test("property: internal networks never get a masquerade rule", (t) => {
         }
       }
       return true;
+    }),
+  );
+  t.pass();
+});
+
+test("property: service addresses are the set elements, each once; every notrack rule exempts them and every hairpin masquerade spares VIPs", (t) => {
+  fc.assert(
+    fc.property(stateArb, (state) => {
+      const text = renderFirewall(state);
+      const blocks = elementsByBlock(text);
+      const same = (got: string[] | undefined, want: string[]) =>
+        JSON.stringify([...(got ?? [])].sort()) === JSON.stringify([...new Set(want)].sort());
+      if (!same(blocks.get("svc_vips"), state.serviceVips)) return false;
+      if (!same(blocks.get("svc_backends"), state.serviceBackends)) return false;
+      const raw = chainLines(text, "prerouting_raw").filter((l) => l.endsWith(" notrack"));
+      const subnets = state.networks.flatMap((n) => n.subnets4).length;
+      if (raw.length !== subnets) return false;
+      if (!raw.every((l) => l.endsWith(" ip daddr != @svc_vips ip saddr != @svc_backends notrack")))
+        return false;
+      const hairpin = chainLines(text, "postrouting").filter((l) => l.includes("ct status dnat"));
+      return hairpin.every((l) => l.endsWith(" ct status dnat ct original ip daddr != @svc_vips masquerade"));
     }),
   );
   t.pass();
@@ -311,6 +377,75 @@ test("property: renderPortChanges add then remove of the same ports mention the 
   t.pass();
 });
 
+// --- FirewallManager: the service address sets ----------------------------------------------------
+
+/** A manager over no networks, with an nftApply that records scripts and fails when told to. */
+function manager() {
+  const scripts: string[] = [];
+  let failNext = 0;
+  const kernel = {
+    nftApply: async (script: string) => {
+      scripts.push(script);
+      if (failNext > 0) {
+        failNext--;
+        throw new Error("Error: No such file or directory");
+      }
+    },
+  } as unknown as Kernel;
+  const source: FirewallSource = {
+    listNetworks: () => [],
+    listEndpoints: () => [],
+    listPublishingEndpoints: () => [],
+    getPool: () => undefined,
+  };
+  return { fw: new FirewallManager(kernel, source), scripts, failOnce: () => void (failNext = 1) };
+}
+
+test("FirewallManager.setServiceAddresses applies the element diff and remembers the sets for full renders", async (t) => {
+  const { fw, scripts } = manager();
+  await fw.setServiceAddresses(["10.0.1.250", "10.0.1.250"], ["10.0.1.2", "10.0.1.3"]);
+  t.deepEqual(scripts, [
+    "add element inet trellis svc_vips { 10.0.1.250 }\n" +
+      "add element inet trellis svc_backends { 10.0.1.2, 10.0.1.3 }\n",
+  ]);
+  await fw.setServiceAddresses(["10.0.1.250"], ["10.0.1.3", "10.0.1.4"]);
+  t.is(
+    scripts[1],
+    "delete element inet trellis svc_backends { 10.0.1.2 }\nadd element inet trellis svc_backends { 10.0.1.4 }\n",
+  );
+  await fw.setServiceAddresses(["10.0.1.250"], ["10.0.1.4", "10.0.1.3"]);
+  t.is(scripts.length, 2, "no transaction for no change");
+  const full = fw.render();
+  t.true(full.includes("  set svc_vips {\n    type ipv4_addr\n    elements = { 10.0.1.250 }\n  }\n"));
+  t.true(
+    full.includes("  set svc_backends {\n    type ipv4_addr\n    elements = { 10.0.1.3, 10.0.1.4 }\n  }\n"),
+  );
+});
+
+test("FirewallManager.setServiceAddresses: a refused diff becomes a full render; bad addresses change nothing", async (t) => {
+  const { fw, scripts, failOnce } = manager();
+  failOnce();
+  await fw.setServiceAddresses(["10.0.1.250"], []);
+  t.is(scripts.length, 2);
+  t.true(scripts[1]!.startsWith("table inet trellis {}\ndelete table inet trellis\n"), "the whole table");
+  t.true(scripts[1]!.includes("elements = { 10.0.1.250 }"));
+  for (const bad of ["fd00::1", "10.0.1.300", "banana"]) {
+    const err = await t.throwsAsync(fw.setServiceAddresses([bad], []));
+    t.is((err as { code?: string } | undefined)?.code, "INVALID_ARGUMENT", bad);
+  }
+  t.is(scripts.length, 2, "nothing applied");
+  t.true(fw.render().includes("elements = { 10.0.1.250 }"), "the remembered sets are unchanged");
+  // concurrent calls: each diff starts from the one before it
+  await Promise.all([
+    fw.setServiceAddresses(["10.0.1.251"], []),
+    fw.setServiceAddresses(["10.0.1.251", "10.0.1.252"], []),
+  ]);
+  t.deepEqual(scripts.slice(2), [
+    "delete element inet trellis svc_vips { 10.0.1.250 }\nadd element inet trellis svc_vips { 10.0.1.251 }\n",
+    "add element inet trellis svc_vips { 10.0.1.252 }\n",
+  ]);
+});
+
 // --- the kernel's parser ------------------------------------------------------------------------
 
 /**
@@ -327,6 +462,10 @@ test("nft -c accepts the rendered ruleset, followed by element changes, in a thr
       add: [
         { proto: "tcp", hostIp: "192.0.2.1", hostPort: 80, containerIp: "172.18.0.9", containerPort: 8080 },
       ],
+    }) +
+    renderServiceAddressChanges({
+      vips: { add: ["172.18.0.251"], remove: ["172.20.0.250"] },
+      backends: { add: ["172.18.0.9"], remove: ["172.18.0.2", "172.18.0.3"] },
     });
   const { code, stderr } = await nftCheck(script);
   t.is(stderr, "");
@@ -334,7 +473,7 @@ test("nft -c accepts the rendered ruleset, followed by element changes, in a thr
 });
 
 test("nft -c accepts the empty ruleset and rejects a broken one (the check is real)", async (t) => {
-  const empty = await nftCheck(renderFirewall({ networks: [], ports: [] }));
+  const empty = await nftCheck(renderFirewall({ networks: [], ports: [], ...NONE }));
   t.is(empty.stderr, "");
   t.is(empty.code, 0);
   const broken = await nftCheck(
