@@ -10,7 +10,7 @@ import test from "ava";
 import type { ServiceView } from "../../lib/ingress/spec.js";
 import { type Lab, type LabDaemon, type LabHost, waitFor } from "../helpers/lab.js";
 import { cluster, overlayIp } from "../helpers/overlay.js";
-import { chiSquare, connections, startBackend } from "../helpers/svc-traffic.js";
+import { chiSquare, connections, HOLDER, spawnScript, startBackend } from "../helpers/svc-traffic.js";
 
 const SUBNET = "10.160.0";
 const NET = "svcnet";
@@ -239,21 +239,68 @@ test.serial("dnsrr: the name resolves to the backends themselves", async (t) => 
   await daemons[0]!.cli(["service", "rm", "rr"]);
 });
 
-test.serial("a removed backend leaves the VIP map and DNS on every host", async (t) => {
-  const { lab, daemons, clients, backends, vip } = bed!;
-  const b4 = backends[3]!;
-  await daemons[b4.host]!.cli(["service", "remove-backend", "web", b4.ns]);
-  await usableBackendsEverywhere("web", 3);
-  for (const c of clients) {
-    await waitFor(async () => (await dig(lab, c, ["tasks.web"])).length === 3, {
-      what: `tasks.web from ${c}`,
+test.serial(
+  "a removed backend drains: its established connection goes on, new ones and DNS avoid it everywhere",
+  async (t) => {
+    const { lab, daemons, clients, backends, vip } = bed!;
+    const holder = spawnScript(lab, clients[0]!, HOLDER, [vip, "80"]);
+    const lines = () =>
+      lab
+        .output(holder)
+        .split("\n")
+        .filter((l) => /^\d+ b\d/.test(l));
+    await waitFor(() => lines().length >= 3, { what: "the held connection's first replies" });
+    const pinned = backends.find((b) => b.marker === lines()[0]!.split(" ")[1])!;
+    await daemons[pinned.host]!.cli(["service", "remove-backend", "web", pinned.ns]);
+    await usableBackendsEverywhere("web", 3);
+    const removedAt = Date.now();
+    for (const c of clients) {
+      await waitFor(async () => (await dig(lab, c, ["tasks.web"])).length === 3, {
+        what: `tasks.web from ${c}`,
+      });
+      t.false((await dig(lab, c, ["tasks.web"])).includes(pinned.ip));
+      const r = await connections(lab, c, { ip: vip, port: 80, count: 100, conc: 8 });
+      t.deepEqual(r.errors, {});
+      t.false(pinned.marker in r.markers, JSON.stringify(r.markers));
+    }
+    // the established connection stayed on its backend and kept being answered after the removal
+    await waitFor(() => lines().some((l) => Number(l.split(" ")[0]) > removedAt + 500), {
+      what: "replies on the held connection after the removal",
     });
-    const r = await connections(lab, c, { ip: vip, port: 80, count: 100, conc: 8 });
+    t.true(
+      lines().every((l) => l.split(" ")[1] === pinned.marker),
+      "every reply came from the pinned backend",
+    );
+    t.false(lab.output(holder).includes("closed"));
+    holder.kill("SIGTERM");
+    await daemons[pinned.host]!.cli(["service", "add-backend", "web", pinned.ns]);
+    await usableBackendsEverywhere("web", 4);
+  },
+);
+
+test.serial("--affinity client-ip keeps each client on one backend, on every host", async (t) => {
+  const { lab, daemons, clients, backends } = bed!;
+  await daemons[0]!.cli([
+    "service",
+    "create",
+    "--name",
+    "sticky",
+    "--network",
+    NET,
+    "--port",
+    "80",
+    "--affinity",
+    "client-ip",
+  ]);
+  for (const b of backends) await daemons[b.host]!.cli(["service", "add-backend", "sticky", b.ns]);
+  await usableBackendsEverywhere("sticky", 4);
+  const vip = (await service(daemons[0]!, "sticky")).VirtualIPs[0]!.Addr!.split("/")[0]!;
+  for (const c of clients) {
+    const r = await connections(lab, c, { ip: vip, port: 80, count: 60, conc: 6 });
     t.deepEqual(r.errors, {});
-    t.false("b4" in r.markers, JSON.stringify(r.markers));
+    t.is(Object.keys(r.markers).length, 1, `${c}: ${JSON.stringify(r.markers)}`);
   }
-  await daemons[b4.host]!.cli(["service", "add-backend", "web", b4.ns]);
-  await usableBackendsEverywhere("web", 4);
+  await daemons[0]!.cli(["service", "rm", "sticky"]);
 });
 
 test.serial(
