@@ -3,8 +3,8 @@
  * outright: a full render replaces it atomically (add + delete + define in one `nft -f` transaction,
  * so there is never a moment without rules), and published ports are elements of named maps so a
  * connect or disconnect changes only its own elements and the ruleset never grows with the number of
- * ports (the per-packet cost is one map lookup). Service VIPs and backends (lib/ingress) are elements
- * of two sets here too: their flows must be tracked and keep the client's address (see the rules).
+ * ports (the per-packet cost is one map lookup). Service VIPs (lib/ingress) are elements of a set
+ * here too, and networks that carry services keep connection tracking (see the rules).
  */
 import type { Protocol } from "../store/records.js";
 
@@ -18,6 +18,8 @@ export interface FirewallNetwork {
   subnets4: string[];
   /** gateway addresses on the bridge (traffic to them is the host's, and hairpin replies go there) */
   gateways4?: string[];
+  /** a service uses the network: its traffic stays tracked (see renderRawChain) */
+  services?: boolean;
 }
 
 export interface PublishedPort {
@@ -34,12 +36,9 @@ export interface FirewallState {
   ports: PublishedPort[];
   /** every service VIP (bare IPv4) on this host's networks: @svc_vips */
   serviceVips: string[];
-  /** every service backend address (bare IPv4) on this host's networks: @svc_backends */
-  serviceBackends: string[];
 }
 
 export const SERVICE_VIPS_SET = "svc_vips";
-export const SERVICE_BACKENDS_SET = "svc_backends";
 
 const q = (name: string) => JSON.stringify(name);
 
@@ -114,19 +113,20 @@ function renderNatChains(networks: FirewallNetwork[]): string[] {
 /**
  * Traffic between two addresses of one network never needs NAT or connection state: skipping
  * conntrack for it spares every bridged frame (br_netfilter sends them through these hooks) the
- * cost of a lookup, which is most of the overlay's gap to a bare VXLAN + bridge path. Service
- * traffic is the exception: a connection to a VIP is DNATed, and the backend's bridged reply must
- * meet that conntrack entry to get the VIP back as its source.
+ * cost of a lookup, which is most of the overlay's gap to a bare VXLAN + bridge path. Networks that
+ * carry a service are the exception, as a whole: a connection to a VIP is DNATed, and the backend's
+ * bridged reply must meet that conntrack entry to get the VIP back as its source. Exempting only the
+ * current backends would not do: a backend removed from a service must keep its established
+ * connections (drain), and its replies look like any other traffic inside the network.
  */
 function renderRawChain(networks: FirewallNetwork[]): string[] {
   const lines = ["  chain prerouting_raw {", "    type filter hook prerouting priority raw; policy accept;"];
-  const services = `ip daddr != @${SERVICE_VIPS_SET} ip saddr != @${SERVICE_BACKENDS_SET}`;
   for (const net of networks) {
+    if (net.services) continue;
     // Not to the gateway: replies of hairpin flows (masqueraded to it) must meet their conntrack entry.
     const gw =
       net.gateways4 && net.gateways4.length > 0 ? ` ip daddr != { ${net.gateways4.join(", ")} }` : "";
-    for (const subnet of net.subnets4)
-      lines.push(`    ip saddr ${subnet} ip daddr ${subnet}${gw} ${services} notrack`);
+    for (const subnet of net.subnets4) lines.push(`    ip saddr ${subnet} ip daddr ${subnet}${gw} notrack`);
   }
   lines.push("  }");
   return lines;
@@ -175,7 +175,6 @@ export function renderFirewall(state: FirewallState): string {
     `table ${TABLE} {`,
     ...renderSet("bridges", "ifname", bridges),
     ...renderSet(SERVICE_VIPS_SET, "ipv4_addr", [...new Set(state.serviceVips)].sort()),
-    ...renderSet(SERVICE_BACKENDS_SET, "ipv4_addr", [...new Set(state.serviceBackends)].sort()),
     ...renderMaps(state.ports),
     ...renderRawChain(state.networks),
     ...renderNatChains(state.networks),
@@ -193,21 +192,14 @@ export function renderPortChanges(change: { add?: PublishedPort[]; remove?: Publ
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }
 
-/** Element-level change of the service address sets (deletions first); empty when nothing changes. */
-export function renderServiceAddressChanges(change: {
-  vips?: { add?: readonly string[]; remove?: readonly string[] };
-  backends?: { add?: readonly string[]; remove?: readonly string[] };
+/** Element-level change of the service VIP set (deletions first); empty when nothing changes. */
+export function renderServiceVipChanges(change: {
+  add?: readonly string[];
+  remove?: readonly string[];
 }): string {
-  const sets = [
-    [SERVICE_VIPS_SET, change.vips],
-    [SERVICE_BACKENDS_SET, change.backends],
-  ] as const;
   const lines: string[] = [];
-  for (const [set, diff] of sets) {
-    if (diff?.remove?.length) lines.push(`delete element ${TABLE} ${set} { ${diff.remove.join(", ")} }`);
-  }
-  for (const [set, diff] of sets) {
-    if (diff?.add?.length) lines.push(`add element ${TABLE} ${set} { ${diff.add.join(", ")} }`);
-  }
+  if (change.remove?.length)
+    lines.push(`delete element ${TABLE} ${SERVICE_VIPS_SET} { ${change.remove.join(", ")} }`);
+  if (change.add?.length) lines.push(`add element ${TABLE} ${SERVICE_VIPS_SET} { ${change.add.join(", ")} }`);
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }

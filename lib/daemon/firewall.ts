@@ -1,14 +1,15 @@
 /**
  * Keeps trellis's nftables table in step with the store: a full atomic render for network-level
  * changes and at start-up, element-level changes for the ports of one endpoint and for the service
- * addresses (VIPs and backends, which the service manager hands over and this class remembers).
+ * VIPs; a full render when the set of networks carrying services changes (both handed over by the
+ * service manager and remembered here).
  */
 import {
   type FirewallNetwork,
   type PublishedPort,
   renderFirewall,
   renderPortChanges,
-  renderServiceAddressChanges,
+  renderServiceVipChanges,
 } from "../bridge/firewall.js";
 import { invalid } from "../common/errors.js";
 import { canonicalAddress, parseAddress } from "../ipam/cidr.js";
@@ -58,7 +59,7 @@ function setDiff(before: ReadonlySet<string>, after: ReadonlySet<string>) {
 
 export class FirewallManager {
   private serviceVips = new Set<string>();
-  private serviceBackends = new Set<string>();
+  private serviceNetworks = new Set<string>();
   /** Serialises setServiceAddresses: each diff is computed from the one before it. */
   private addressQueue: Promise<unknown> = Promise.resolve();
 
@@ -75,6 +76,7 @@ export class FirewallManager {
       internal: net.internal,
       masquerade: net.bridge.masquerade,
       ...this.v4Of(net),
+      ...(this.serviceNetworks.has(net.id) ? { services: true } : {}),
     }));
   }
 
@@ -99,7 +101,6 @@ export class FirewallManager {
       networks: this.networksOf(),
       ports,
       serviceVips: [...this.serviceVips],
-      serviceBackends: [...this.serviceBackends],
     });
   }
 
@@ -119,20 +120,22 @@ export class FirewallManager {
   }
 
   /**
-   * Makes @svc_vips and @svc_backends exactly these addresses (bare IPv4): remembered, so every later
-   * full render includes them, and applied as an element diff. A refused diff (no table yet, or it
-   * drifted) falls back to a full render of the whole table.
+   * Makes @svc_vips exactly these addresses (bare IPv4) and keeps conntrack on exactly these networks
+   * (ids), remembered so every later full render includes them. VIPs change by element diff; a change
+   * of the networks (a network's first service, or its last) re-renders the table. A refused diff (no
+   * table yet, or it drifted) also falls back to a full render.
    */
-  async setServiceAddresses(vips: string[], backends: string[]): Promise<void> {
+  async setServiceAddresses(vips: string[], networkIds: string[]): Promise<void> {
     const nextVips = addressSet(vips, "service VIP");
-    const nextBackends = addressSet(backends, "service backend");
+    const nextNetworks = new Set(networkIds);
     const apply = async () => {
-      const script = renderServiceAddressChanges({
-        vips: setDiff(this.serviceVips, nextVips),
-        backends: setDiff(this.serviceBackends, nextBackends),
-      });
+      const networksChanged =
+        nextNetworks.size !== this.serviceNetworks.size ||
+        [...nextNetworks].some((id) => !this.serviceNetworks.has(id));
+      const script = renderServiceVipChanges(setDiff(this.serviceVips, nextVips));
       this.serviceVips = nextVips;
-      this.serviceBackends = nextBackends;
+      this.serviceNetworks = nextNetworks;
+      if (networksChanged) return this.sync();
       if (!script) return;
       try {
         await this.kernel.nftApply(script);

@@ -38,9 +38,10 @@ export interface DesiredServices {
   units: Service[];
   /** remote backend address → this host's mesh source on its network */
   snat: Array<{ backend: string; source: string }>;
-  /** every VIP on this host's networks, and every backend address on them (firewall sets) */
+  /** every VIP on this host's networks (firewall set) */
   vips: string[];
-  backendAddresses: string[];
+  /** this host's networks that carry a service: they keep connection tracking */
+  serviceNetworks: string[];
   /** bridge name → the VIPs it must hold as /32 addresses */
   bridgeVips: Map<string, string[]>;
   dns: DnsServiceEntry[];
@@ -90,7 +91,7 @@ export function desiredServices(input: DesiredInput): DesiredServices {
     units: [],
     snat: [],
     vips: [],
-    backendAddresses: [],
+    serviceNetworks: [],
     bridgeVips: new Map(),
     dns: [],
     conflicts: [],
@@ -104,7 +105,7 @@ export function desiredServices(input: DesiredInput): DesiredServices {
   const vipOwner = new Map<string, string>();
   const meshOwner = new Map<string, string>();
   const snat = new Map<string, string>();
-  const backendAddresses = new Set<string>();
+  const serviceNetworks = new Set<string>();
   // Oldest first: after a partition, the service created first keeps a contested VIP or port.
   const services = [...input.services].sort(
     (a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id),
@@ -123,7 +124,7 @@ export function desiredServices(input: DesiredInput): DesiredServices {
         .filter((b) => known.includes(b.networkId))
         .map((b) => ({ networkId: b.networkId, ip: b.ip })),
     });
-    for (const b of all) if (input.networks.has(b.networkId)) backendAddresses.add(b.ip);
+    for (const n of spec.networks) if (input.networks.has(n.networkId)) serviceNetworks.add(n.networkId);
     const targets = [...new Map(spec.ports.map((p) => [`${p.proto}/${p.target}`, p])).values()];
     for (const n of spec.networks) {
       const net = input.networks.get(n.networkId);
@@ -200,6 +201,6 @@ export function desiredServices(input: DesiredInput): DesiredServices {
   out.snat = [...snat]
     .map(([backend, source]) => ({ backend, source }))
     .sort((a, b) => a.backend.localeCompare(b.backend));
-  out.backendAddresses = [...backendAddresses].sort();
+  out.serviceNetworks = [...serviceNetworks].sort();
   return out;
 }

@@ -580,7 +580,7 @@ export class ServiceManager implements ServiceOperations {
       [...networks.values()].map((n) => n.bridgeName),
       d.bridgeVips,
     );
-    await firewall.setServiceAddresses(d.vips, d.backendAddresses);
+    await firewall.setServiceAddresses(d.vips, d.serviceNetworks);
     if (d.units.length > 0 || d.snat.length > 0) {
       await this.opts.programmer.sync(d.units);
       await this.opts.programmer.setSnat(d.snat);

@@ -212,11 +212,11 @@ test.before(async () => {
           masquerade: true,
           subnets4: [`${NET}.0/24`],
           gateways4: [`${NET}.1`],
+          services: true,
         },
       ],
       ports: [],
       serviceVips: [VIP_LOCAL, VIP_REMOTE],
-      serviceBackends: [`${NET}.11`, `${NET}.12`, `${NET}.21`],
     });
     await nftApply(firewall, { netns });
     const services: Service[] = [

@@ -12,10 +12,11 @@ import {
   type PublishedPort,
   renderFirewall,
   renderPortChanges,
-  renderServiceAddressChanges,
+  renderServiceVipChanges,
 } from "../../lib/bridge/firewall.js";
 import { FirewallManager, type FirewallSource } from "../../lib/daemon/firewall.js";
 import type { Kernel } from "../../lib/kernel/types.js";
+import type { NetworkRecord, PoolRecord } from "../../lib/store/records.js";
 import { run } from "../helpers/proc.js";
 
 // --- a small state -----------------------------------------------------------------------------
@@ -52,13 +53,12 @@ const PORTS: PublishedPort[] = [
 ];
 
 const SMALL: FirewallState = {
-  networks: [NORMAL, INTERNAL, NO_ICC],
+  networks: [{ ...NORMAL, services: true }, INTERNAL, NO_ICC],
   ports: PORTS,
   // out of order and with a repeat on purpose: the sets are sorted and each address is one element
   serviceVips: ["172.18.0.250", "172.20.0.250", "172.18.0.250"],
-  serviceBackends: ["172.18.0.3", "172.18.0.2"],
 };
-const NONE = { serviceVips: [], serviceBackends: [] };
+const NONE = { serviceVips: [] };
 
 const GOLDEN = `table inet trellis {}
 delete table inet trellis
@@ -70,10 +70,6 @@ table inet trellis {
   set svc_vips {
     type ipv4_addr
     elements = { 172.18.0.250, 172.20.0.250 }
-  }
-  set svc_backends {
-    type ipv4_addr
-    elements = { 172.18.0.2, 172.18.0.3 }
   }
   map pub4_tcp {
     type inet_service : ipv4_addr . inet_service
@@ -93,10 +89,9 @@ table inet trellis {
   }
   chain prerouting_raw {
     type filter hook prerouting priority raw; policy accept;
-    ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
-    ip saddr 172.19.0.0/16 ip daddr 172.19.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
-    ip saddr 172.20.0.0/16 ip daddr 172.20.0.0/16 ip daddr != @svc_vips ip saddr != @svc_backends notrack
-    ip saddr 172.21.0.0/24 ip daddr 172.21.0.0/24 ip daddr != @svc_vips ip saddr != @svc_backends notrack
+    ip saddr 172.19.0.0/16 ip daddr 172.19.0.0/16 notrack
+    ip saddr 172.20.0.0/16 ip daddr 172.20.0.0/16 notrack
+    ip saddr 172.21.0.0/24 ip daddr 172.21.0.0/24 notrack
   }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
@@ -143,7 +138,6 @@ test("golden: an empty state still defines the table, the empty sets, the maps a
   t.true(text.startsWith("table inet trellis {}\ndelete table inet trellis\ntable inet trellis {\n"));
   t.true(text.includes("  set bridges {\n    type ifname\n  }\n"), "no elements line for an empty set");
   t.true(text.includes("  set svc_vips {\n    type ipv4_addr\n  }\n"));
-  t.true(text.includes("  set svc_backends {\n    type ipv4_addr\n  }\n"));
   for (const map of ["pub4_tcp", "pub4_tcp_ip", "pub4_udp", "pub4_udp_ip"]) {
     t.true(text.includes(`  map ${map} {\n`), map);
   }
@@ -163,23 +157,15 @@ test("golden: port changes delete by key, add key : value, deletions first", (t)
   t.is(renderPortChanges({ add: [], remove: [] }), "");
 });
 
-test("golden: service address changes delete then add, per set", (t) => {
+test("golden: service VIP changes delete then add", (t) => {
   t.is(
-    renderServiceAddressChanges({
-      vips: { add: ["172.18.0.251"], remove: ["172.18.0.250"] },
-      backends: { add: ["172.18.0.4", "172.18.0.5"], remove: ["172.18.0.2"] },
-    }),
+    renderServiceVipChanges({ add: ["172.18.0.251", "172.18.0.252"], remove: ["172.18.0.250"] }),
     "delete element inet trellis svc_vips { 172.18.0.250 }\n" +
-      "delete element inet trellis svc_backends { 172.18.0.2 }\n" +
-      "add element inet trellis svc_vips { 172.18.0.251 }\n" +
-      "add element inet trellis svc_backends { 172.18.0.4, 172.18.0.5 }\n",
+      "add element inet trellis svc_vips { 172.18.0.251, 172.18.0.252 }\n",
   );
-  t.is(
-    renderServiceAddressChanges({ backends: { add: ["10.0.0.1"] } }),
-    "add element inet trellis svc_backends { 10.0.0.1 }\n",
-  );
-  t.is(renderServiceAddressChanges({}), "");
-  t.is(renderServiceAddressChanges({ vips: { add: [], remove: [] } }), "");
+  t.is(renderServiceVipChanges({ add: ["10.0.0.1"] }), "add element inet trellis svc_vips { 10.0.0.1 }\n");
+  t.is(renderServiceVipChanges({}), "");
+  t.is(renderServiceVipChanges({ add: [], remove: [] }), "");
 });
 
 // --- parsing the rendered text back -------------------------------------------------------------
@@ -233,11 +219,13 @@ const networksArb: fc.Arbitrary<FirewallNetwork[]> = fc
             internal: fc.boolean(),
             masquerade: fc.boolean(),
             subnetCount: fc.integer({ min: 0, max: 3 }),
+            services: fc.boolean(),
           })
-          .map(({ internal, masquerade, subnetCount }) => ({
+          .map(({ internal, masquerade, subnetCount, services }) => ({
             id: `net${i}`,
             bridgeName,
             internal,
+            ...(services ? { services } : {}),
             masquerade,
             subnets4: Array.from({ length: subnetCount }, (_, j) => `10.${i}.${j}.0/24`),
           })),
@@ -266,7 +254,6 @@ const stateArb: fc.Arbitrary<FirewallState> = fc.record({
   networks: networksArb,
   ports: portsArb,
   serviceVips: fc.array(ipv4, { maxLength: 6 }),
-  serviceBackends: fc.array(ipv4, { maxLength: 6 }),
 });
 
 // --- properties ----------------------------------------------------------------------------------
@@ -306,7 +293,7 @@ test("property: internal networks never get a masquerade rule", (t) => {
   t.pass();
 });
 
-test("property: service addresses are the set elements, each once; every notrack rule exempts them and every hairpin masquerade spares VIPs", (t) => {
+test("property: VIPs are the set elements, each once; networks with services keep conntrack, the others notrack inside; every hairpin masquerade spares VIPs", (t) => {
   fc.assert(
     fc.property(stateArb, (state) => {
       const text = renderFirewall(state);
@@ -314,11 +301,10 @@ test("property: service addresses are the set elements, each once; every notrack
       const same = (got: string[] | undefined, want: string[]) =>
         JSON.stringify([...(got ?? [])].sort()) === JSON.stringify([...new Set(want)].sort());
       if (!same(blocks.get("svc_vips"), state.serviceVips)) return false;
-      if (!same(blocks.get("svc_backends"), state.serviceBackends)) return false;
       const raw = chainLines(text, "prerouting_raw").filter((l) => l.endsWith(" notrack"));
-      const subnets = state.networks.flatMap((n) => n.subnets4).length;
-      if (raw.length !== subnets) return false;
-      if (!raw.every((l) => l.endsWith(" ip daddr != @svc_vips ip saddr != @svc_backends notrack")))
+      const untracked = state.networks.filter((n) => !n.services).flatMap((n) => n.subnets4);
+      if (raw.length !== untracked.length) return false;
+      if (!untracked.every((s) => raw.some((l) => l.trim().startsWith(`ip saddr ${s} ip daddr ${s}`))))
         return false;
       const hairpin = chainLines(text, "postrouting").filter((l) => l.includes("ct status dnat"));
       return hairpin.every((l) => l.endsWith(" ct status dnat ct original ip daddr != @svc_vips masquerade"));
@@ -392,34 +378,44 @@ function manager() {
       }
     },
   } as unknown as Kernel;
+  const net = {
+    id: "n1",
+    name: "n1",
+    poolIds: ["p1"],
+    internal: false,
+    bridge: { bridgeName: "br-n1", masquerade: true },
+  } as unknown as NetworkRecord;
   const source: FirewallSource = {
-    listNetworks: () => [],
+    listNetworks: () => [net],
     listEndpoints: () => [],
     listPublishingEndpoints: () => [],
-    getPool: () => undefined,
+    getPool: (id) =>
+      id === "p1" ? ({ id, family: 4, subnet: "10.0.1.0/24", gateway: "10.0.1.1" } as PoolRecord) : undefined,
   };
   return { fw: new FirewallManager(kernel, source), scripts, failOnce: () => void (failNext = 1) };
 }
 
-test("FirewallManager.setServiceAddresses applies the element diff and remembers the sets for full renders", async (t) => {
+test("FirewallManager.setServiceAddresses: VIPs by element diff, a network's first or last service by full render", async (t) => {
   const { fw, scripts } = manager();
-  await fw.setServiceAddresses(["10.0.1.250", "10.0.1.250"], ["10.0.1.2", "10.0.1.3"]);
-  t.deepEqual(scripts, [
-    "add element inet trellis svc_vips { 10.0.1.250 }\n" +
-      "add element inet trellis svc_backends { 10.0.1.2, 10.0.1.3 }\n",
-  ]);
-  await fw.setServiceAddresses(["10.0.1.250"], ["10.0.1.3", "10.0.1.4"]);
+  const notrack = (text: string) =>
+    text.includes("ip saddr 10.0.1.0/24 ip daddr 10.0.1.0/24 ip daddr != { 10.0.1.1 } notrack");
+  t.true(notrack(fw.render()), "a network without services skips conntrack inside");
+  await fw.setServiceAddresses(["10.0.1.250", "10.0.1.250"], ["n1"]);
+  t.is(scripts.length, 1);
+  t.true(scripts[0]!.startsWith("table inet trellis {}\ndelete table inet trellis\n"), "the whole table");
+  t.false(notrack(scripts[0]!), "the network now keeps conntrack");
+  t.true(scripts[0]!.includes("  set svc_vips {\n    type ipv4_addr\n    elements = { 10.0.1.250 }\n  }\n"));
+  await fw.setServiceAddresses(["10.0.1.251"], ["n1"]);
   t.is(
     scripts[1],
-    "delete element inet trellis svc_backends { 10.0.1.2 }\nadd element inet trellis svc_backends { 10.0.1.4 }\n",
+    "delete element inet trellis svc_vips { 10.0.1.250 }\nadd element inet trellis svc_vips { 10.0.1.251 }\n",
   );
-  await fw.setServiceAddresses(["10.0.1.250"], ["10.0.1.4", "10.0.1.3"]);
+  await fw.setServiceAddresses(["10.0.1.251"], ["n1"]);
   t.is(scripts.length, 2, "no transaction for no change");
-  const full = fw.render();
-  t.true(full.includes("  set svc_vips {\n    type ipv4_addr\n    elements = { 10.0.1.250 }\n  }\n"));
-  t.true(
-    full.includes("  set svc_backends {\n    type ipv4_addr\n    elements = { 10.0.1.3, 10.0.1.4 }\n  }\n"),
-  );
+  t.false(notrack(fw.render()), "remembered for later full renders");
+  await fw.setServiceAddresses([], []);
+  t.is(scripts.length, 3);
+  t.true(notrack(scripts[2]!), "the last service gone: notrack is back");
 });
 
 test("FirewallManager.setServiceAddresses: a refused diff becomes a full render; bad addresses change nothing", async (t) => {
@@ -463,10 +459,7 @@ test("nft -c accepts the rendered ruleset, followed by element changes, in a thr
         { proto: "tcp", hostIp: "192.0.2.1", hostPort: 80, containerIp: "172.18.0.9", containerPort: 8080 },
       ],
     }) +
-    renderServiceAddressChanges({
-      vips: { add: ["172.18.0.251"], remove: ["172.20.0.250"] },
-      backends: { add: ["172.18.0.9"], remove: ["172.18.0.2", "172.18.0.3"] },
-    });
+    renderServiceVipChanges({ add: ["172.18.0.251"], remove: ["172.20.0.250"] });
   const { code, stderr } = await nftCheck(script);
   t.is(stderr, "");
   t.is(code, 0);

@@ -83,8 +83,8 @@ test("a VIP unit per network and port, over the healthy backends on that network
   );
   t.deepEqual(d.vips, ["10.0.0.2"]);
   t.deepEqual(d.bridgeVips.get("ov-aaaa"), ["10.0.0.2"]);
-  // every backend address is exempt from notrack, healthy or not
-  t.deepEqual(d.backendAddresses, ["10.0.0.5", "10.0.0.6", "10.0.0.7"]);
+  // the network keeps conntrack (no notrack inside it)
+  t.deepEqual(d.serviceNetworks, [NET_A]);
   // remote backends get this host's mesh source for host-originated and mesh connections
   t.deepEqual(d.snat, [{ backend: "10.0.0.6", source: "10.0.0.250" }]);
 });
