@@ -548,8 +548,8 @@ demo_services() {
       exit 1
     }
   done
-  step "Create the service on h1: a VIP on $net, TCP port 80 at the VIP, published as 8080 on every node (mode=ingress)" \
-    trellis-h1 service create --name web --network "$net" -p 8080:80
+  step "Create the service on h1: a VIP on $net, TCP port 80 at the VIP, published as 8081 on every node (mode=ingress)" \
+    trellis-h1 service create --name web --network "$net" -p 8081:80
   for i in 2 3; do
     step "Make h$i's container a backend of web (on h$i, where the container runs)" \
       "trellis-h$i" service add-backend web "${backends[i - 2]}"
@@ -567,8 +567,8 @@ demo_services() {
   check "New connections to the VIP spread over the backends (one of 10 reached h2)" "backend on h2" \
     fetch_many "$client" "$vip" 80 10
   check "(and one reached h3)" "backend on h3" fetch_many "$client" "$vip" 80 10
-  check "The outside client reaches the service through h1's published port 8080, though h1 runs no backend (routing mesh over the overlay)" \
-    "hello from the web backend" ip netns exec "$prefix-client" timeout 5 busybox wget -q -O - "http://$(host_ip 1):8080/"
+  check "The outside client reaches the service through h1's published port 8081, though h1 runs no backend (routing mesh over the overlay)" \
+    "hello from the web backend" ip netns exec "$prefix-client" timeout 5 busybox wget -q -O - "http://$(host_ip 1):8081/"
   step "Remove the service, then the containers and the network" trellis-h1 service rm web
   trellis-h1 network disconnect "$net" "$client" >/dev/null
   for i in 2 3; do "trellis-h$i" network disconnect "$net" "${backends[i - 2]}" >/dev/null; done
