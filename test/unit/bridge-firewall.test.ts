@@ -392,7 +392,13 @@ function manager() {
     getPool: (id) =>
       id === "p1" ? ({ id, family: 4, subnet: "10.0.1.0/24", gateway: "10.0.1.1" } as PoolRecord) : undefined,
   };
-  return { fw: new FirewallManager(kernel, source), scripts, failOnce: () => void (failNext = 1) };
+  return {
+    fw: new FirewallManager(kernel, source),
+    scripts,
+    failOnce: () => {
+      failNext = 1;
+    },
+  };
 }
 
 test("FirewallManager.setServiceAddresses: VIPs by element diff, a network's first or last service by full render", async (t) => {
