@@ -146,6 +146,9 @@ function renderFilterChains(networks: FirewallNetwork[]): string[] {
     lines.push(`    iifname ${br} oifname ${br} accept`);
   }
   lines.push(
+    // A VIP serves its own network only (its flows stay inside one bridge, accepted above): a
+    // container elsewhere that routes to it through the host gets nothing, as with any other address.
+    `    ct original ip daddr @${SERVICE_VIPS_SET} drop`,
     "    ct state established,related accept",
     // Published ports are reachable from anywhere, other trellis networks included.
     "    ct status dnat accept",

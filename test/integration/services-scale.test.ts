@@ -100,6 +100,14 @@ test("a restart keeps services, VIPs and backends; bad input changes nothing; th
   const clientIp = await ipOf(d, "n1", client);
   t.deepEqual(Object.keys(before.clients), [clientIp], "the backend sees the client, not the gateway");
 
+  // a container on another network cannot use the VIP, though its host could route it there
+  await d.cli(["network", "create", "--subnet", "10.152.0.0/24", "other"]);
+  const stranger = await lab.addContainer("other");
+  await d.cli(["network", "connect", "other", stranger]);
+  const across = await connections(lab, stranger, { ip: vip, port: 80, count: 2, conc: 1, timeoutMs: 1000 });
+  t.deepEqual(across.markers, {}, "the VIP serves its own network only");
+  await d.cli(["network", "disconnect", "other", stranger]);
+
   // bad input: clear errors, no service, no address taken
   const bad = [
     { Name: "bad name!", Networks: ["n1"] },

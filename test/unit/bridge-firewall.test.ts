@@ -121,6 +121,7 @@ table inet trellis {
     iifname "br-normal" oifname "br-normal" accept
     iifname "br-internal" oifname "br-internal" accept
     iifname "br-noicc" oifname "br-noicc" accept
+    ct original ip daddr @svc_vips drop
     ct state established,related accept
     ct status dnat accept
     oifname @bridges drop
