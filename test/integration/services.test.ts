@@ -122,6 +122,20 @@ test.serial(
     t.regex(id, /^[0-9a-f]{64}$/);
     for (const b of backends) await daemons[b.host]!.cli(["service", "add-backend", "web", b.ns]);
     await usableBackendsEverywhere("web", 4);
+    // every host has programmed the other hosts' mesh addresses (gossip, then FDB + neighbour entries)
+    for (const d of daemons) {
+      await waitFor(
+        async () => {
+          const dbg = (await d.api("GET", `/trellis/debug/overlay/${NET}`)).body as {
+            Fdb: Array<{ mac: string }>;
+            Table: Array<{ name: string; mac: string }>;
+          };
+          const mesh = dbg.Table.filter((e) => e.name.startsWith("mesh."));
+          return mesh.length === 2 && mesh.every((e) => dbg.Fdb.some((f) => f.mac === e.mac));
+        },
+        { timeoutMs: 15_000, what: `${d.host.name} programmed the other hosts' mesh addresses` },
+      );
+    }
     const views = await Promise.all(daemons.map((d) => service(d, "web")));
     const vip = views[0]!.VirtualIPs[0]!.Addr!;
     t.regex(vip, new RegExp(`^${SUBNET.replaceAll(".", "\\.")}\\.\\d+/24$`));
