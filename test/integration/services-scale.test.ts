@@ -90,7 +90,7 @@ test("a restart keeps services, VIPs and backends; bad input changes nothing; th
   await d.cli(["network", "connect", "n1", be]);
   await d.cli(["network", "connect", "n1", client]);
   await startBackend(lab, be, "be", 80);
-  await d.cli(["service", "create", "--name", "api", "--network", "n1", "--port", "80"]);
+  await d.cli(["service", "create", "--name", "api", "--network", "n1", "-p", "8088:80"]);
   await d.cli(["service", "add-backend", "api", be]);
   const vip = ((await d.api("GET", "/trellis/services/api")).body as ServiceView).VirtualIPs[0]!.Addr!.split(
     "/",
@@ -99,6 +99,16 @@ test("a restart keeps services, VIPs and backends; bad input changes nothing; th
   t.deepEqual(before.markers, { be: 10 });
   const clientIp = await ipOf(d, "n1", client);
   t.deepEqual(Object.keys(before.clients), [clientIp], "the backend sees the client, not the gateway");
+  // on a bridge network the published port serves this host's backends, and keeps the client's address
+  const outside = await lab.addHost("out");
+  const published = await connections(lab, outside.ns, {
+    ip: host.underlayIp,
+    port: 8088,
+    count: 6,
+    conc: 2,
+  });
+  t.deepEqual(published.markers, { be: 6 });
+  t.deepEqual(Object.keys(published.clients), [outside.underlayIp]);
 
   // a container on another network cannot use the VIP, though its host could route it there
   await d.cli(["network", "create", "--subnet", "10.152.0.0/24", "other"]);
