@@ -371,6 +371,22 @@ test.serial(
     const { lab, daemons, clients, vip } = bed!;
     const d3 = daemons[2]!;
     await d3.kill("SIGKILL");
+    // how long after node1 declares node3 dead its backends are gone there (logged, not asserted)
+    const d1 = daemons[0]!;
+    const dead = await waitFor(
+      async () => {
+        const nodes = (await d1.api("GET", "/trellis/nodes")).body as Array<{ Name: string; State: string }>;
+        return nodes.find((n) => n.Name === "node3")?.State === "dead" && Date.now();
+      },
+      { timeoutMs: 15_000, intervalMs: 20, what: "node1 declares node3 dead" },
+    );
+    const gone = await waitFor(
+      async () => (await service(d1, "web")).Backends.every((b) => b.Node !== "node3") && Date.now(),
+      { timeoutMs: 15_000, intervalMs: 20, what: "node3's backends gone on node1" },
+    );
+    t.log(
+      `node3's backends left node1's view ${Number(gone) - Number(dead)} ms after node1 saw node3 dead (polled every 20 ms)`,
+    );
     await usableBackendsEverywhere("web", 2, daemons.slice(0, 2));
     for (const c of clients.slice(0, 2)) {
       await waitFor(async () => (await dig(lab, c, ["tasks.web"])).length === 2, {
