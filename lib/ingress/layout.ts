@@ -1,20 +1,21 @@
 /**
- * The nftables layout of the service data plane, as names and map elements. The rule set is fixed
- * (it depends on MAX_BACKENDS, never on the number of services); services live only in map
- * elements, so adding one is an element insert and the per-packet cost is a few hash lookups:
+ * The nftables layout of the service data plane, as names and map elements. Services live only in
+ * map elements, so adding one is an element insert and the per-packet cost is a few hash lookups; the
+ * rules depend only on which backend counts are in use (a "selection group" per protocol and count,
+ * at most 2 × 2 × MAX_BACKENDS), never on the number of services:
  *
  *   prerouting:   ip daddr . meta l4proto . th dport vmap @services                 (VIPs)
  *                 fib daddr type local, not a VIP: meta l4proto . th dport vmap @mesh (routing mesh)
  *   output:       the same for connections the host opens (mesh: not to loopback), and a connection
  *                 to a VIP gets MESH_MARK so the SNAT below applies to it
- *   @services:    VIP . proto . port → jump lb_N | jump aff_N | jump refuse     (N = backend count)
- *   chain lb_N:   dnat to VIP . proto . port . (numgen random mod N) map @be_N
- *   chain aff_N:  dnat to VIP . proto . port . (jhash ip saddr mod N) map @be_N
- *   @be_N:        VIP . proto . port . slot → backend . port,   slot 0..N-1
- *   @mesh:        proto . published port → jump mlb_N | jump maff_N | jump refuse
- *   chain mlb_N:  ct mark |= MESH_MARK, dnat to proto . port . (numgen random mod N) map @mbe_N
- *   chain maff_N: the same with jhash ip saddr
- *   @mbe_N:       proto . port . slot → backend . target port
+ *   @services:    VIP . proto . port → jump lb_P_N | jump aff_P_N | jump refuse  (P proto, N backends)
+ *   chain lb_P_N: meta l4proto P dnat to VIP . port . (numgen random mod N) map @be_P_N
+ *   chain aff_P_N: the same with (jhash ip saddr mod N)
+ *   @be_P_N:      VIP . port . slot → backend . port,   slot 0..N-1
+ *   @mesh:        proto . published port → jump mlb_P_N | jump maff_P_N | jump refuse
+ *   chain mlb_P_N: ct mark |= MESH_MARK, dnat to port . (numgen random mod N) map @mbe_P_N
+ *   chain maff_P_N: the same with jhash ip saddr
+ *   @mbe_P_N:     published port . slot → backend . target port
  *   input:        new TCP/UDP connections to @vips (every VIP address) that no VIP element took → refuse
  *   postrouting:  marked connections to a backend in @mesh_snat: snat to @mesh_snat[backend]
  *
@@ -25,9 +26,20 @@
  * and with one shared map (256 users) loading 10 000 services took 1.8 s instead of 0.5 s here. The
  * mesh has its own maps and chains for the same reason, and because its key has no address.
  *
+ * Why per protocol: the verdict already knows it, so the backend maps' keys can leave it out. nft's
+ * parser costs about the same per token whatever the token is, and a full load is mostly parsing
+ * (10 000 services × 5 backends: 50 000 slot elements); two tokens fewer per slot took the load from
+ * 535 to 485 ms here.
+ *
+ * Why only the groups in use: a full render writes the map and chains of the counts that some service
+ * has, and a change that needs a group the table lacks creates it in its own transaction, before its
+ * elements (renderChange). A group nobody uses any more stays until the next full render: harmless,
+ * and removing it would cost every change a check. Writing all 512 chains and 256 maps into every
+ * table cost 20-30 ms of each full load.
+ *
  * What the data plane does, and what it relies on:
  * - nat chains see only a connection's first packet; conntrack keeps the chosen backend for the
- *   rest, so a backend removed from @be_N drains (no new connections, established ones go on);
+ *   rest, so a backend removed from @be_P_N drains (no new connections, established ones go on);
  * - no backends: `refuse` answers at once, TCP with a reset, UDP with ICMP port unreachable (the
  *   kernel rate-limits ICMP errors per client: icmp_ratelimit, a burst of 6 then 1/s);
  * - a client and its backend on the same bridge: the reply is bridged, not routed, and only
@@ -43,6 +55,7 @@
  *   wins over the bridge firewall's masquerade for the same connection;
  * - IPv4 only (`table ip`).
  */
+import type { Protocol } from "../store/records.js";
 import { type Affinity, type Backend, meshKey, type Service, slotOrder, vipKey } from "./model.js";
 
 export const FAMILY = "ip";
@@ -64,12 +77,28 @@ export const AFFINITY_SEED = 0x74726c73;
  */
 export const MESH_MARK = 0x01000000;
 
-export const backendMap = (count: number): string => `be_${count}`;
-export const randomChain = (count: number): string => `lb_${count}`;
-export const affinityChain = (count: number): string => `aff_${count}`;
-export const meshBackendMap = (count: number): string => `mbe_${count}`;
-export const meshRandomChain = (count: number): string => `mlb_${count}`;
-export const meshAffinityChain = (count: number): string => `maff_${count}`;
+export interface SelectionGroup {
+  /** Published ports (@mesh) rather than VIPs (@services). */
+  mesh: boolean;
+  proto: Protocol;
+  /** Backends, 1..MAX_BACKENDS. */
+  count: number;
+}
+
+/** A group's backend map; its name also identifies the group (what the programmer remembers). */
+export const groupMap = (g: SelectionGroup): string => `${g.mesh ? "mbe" : "be"}_${g.proto}_${g.count}`;
+/** The chain that picks a slot at random. */
+export const randomChain = (g: SelectionGroup): string => `${g.mesh ? "mlb" : "lb"}_${g.proto}_${g.count}`;
+/** The chain that picks a slot by the client's address. */
+export const affinityChain = (g: SelectionGroup): string =>
+  `${g.mesh ? "maff" : "aff"}_${g.proto}_${g.count}`;
+
+const GROUP_MAP = /^(m?)be_(tcp|udp)_(\d+)$/;
+/** The group whose backend map this is; undefined for the table's other maps. */
+export function groupOfMap(map: string): SelectionGroup | undefined {
+  const m = GROUP_MAP.exec(map);
+  return m ? { mesh: m[1] === "m", proto: m[2] as Protocol, count: Number(m[3]) } : undefined;
+}
 
 /** One element of one of the table's maps. `key` identifies it; `value` is what it maps to. */
 export interface Element {
@@ -78,46 +107,41 @@ export interface Element {
   value: string;
 }
 
-/** The chain a VIP jumps to: it encodes the backend count and the selection mode. */
-export function verdictChain(s: { backends: readonly Backend[]; affinity: Affinity }): string {
-  const n = s.backends.length;
-  if (n === 0) return REFUSE_CHAIN;
-  return s.affinity === "client-ip" ? affinityChain(n) : randomChain(n);
-}
-
-/** The chain a published port jumps to. */
-export function meshVerdictChain(backends: readonly Backend[], affinity: Affinity): string {
-  const n = backends.length;
-  if (n === 0) return REFUSE_CHAIN;
-  return affinity === "client-ip" ? meshAffinityChain(n) : meshRandomChain(n);
+/** The chain a verdict jumps to for `count` backends: it encodes the count and the selection mode. */
+export function verdictChain(mesh: boolean, proto: Protocol, count: number, affinity: Affinity): string {
+  if (count === 0) return REFUSE_CHAIN;
+  const g = { mesh, proto, count };
+  return affinity === "client-ip" ? affinityChain(g) : randomChain(g);
 }
 
 type Visit = (map: string, key: string, value: string) => void;
 
-const targetsOf = (backends: readonly Backend[]) => slotOrder(backends).map((b) => `${b.ip} . ${b.port}`);
+/** `backend . port` of each slot, slot 0 first. */
+export const slotTargets = (backends: readonly Backend[]): string[] =>
+  slotOrder(backends).map((b) => `${b.ip} . ${b.port}`);
 
 /**
  * Calls `visit` for every map element a service owns: one verdict per VIP and per published port,
- * and N backend slots for each. A visitor rather than a list: the full render of 10 000 services
- * should not allocate 60 000 objects it throws away at once.
+ * and N backend slots for each.
  */
 export function visitElements(s: Service, visit: Visit): void {
   if (s.vips.length > 0) {
-    const verdict = `jump ${verdictChain(s)}`;
-    const targets = targetsOf(s.backends);
-    const map = backendMap(targets.length);
+    const targets = slotTargets(s.backends);
+    const n = targets.length;
     for (const vip of s.vips) {
-      const key = vipKey(vip);
-      visit(SERVICES_MAP, key, verdict);
-      for (let slot = 0; slot < targets.length; slot++) visit(map, `${key} . ${slot}`, targets[slot]!);
+      visit(SERVICES_MAP, vipKey(vip), `jump ${verdictChain(false, vip.proto, n, s.affinity)}`);
+      if (n === 0) continue;
+      const map = groupMap({ mesh: false, proto: vip.proto, count: n });
+      for (let slot = 0; slot < n; slot++) visit(map, `${vip.ip} . ${vip.port} . ${slot}`, targets[slot]!);
     }
   }
   for (const m of s.mesh) {
-    const key = meshKey(m);
-    visit(MESH_MAP, key, `jump ${meshVerdictChain(m.backends, s.affinity)}`);
-    const targets = targetsOf(m.backends);
-    const map = meshBackendMap(targets.length);
-    for (let slot = 0; slot < targets.length; slot++) visit(map, `${key} . ${slot}`, targets[slot]!);
+    const targets = slotTargets(m.backends);
+    const n = targets.length;
+    visit(MESH_MAP, meshKey(m), `jump ${verdictChain(true, m.proto, n, s.affinity)}`);
+    if (n === 0) continue;
+    const map = groupMap({ mesh: true, proto: m.proto, count: n });
+    for (let slot = 0; slot < n; slot++) visit(map, `${m.port} . ${slot}`, targets[slot]!);
   }
 }
 
@@ -125,6 +149,16 @@ export function elementsOf(s: Service): Element[] {
   const out: Element[] = [];
   visitElements(s, (map, key, value) => out.push({ map, key, value }));
   return out;
+}
+
+/** The selection groups a service's elements use (by backend map name). */
+export function groupsOf(s: Service, into = new Set<string>()): Set<string> {
+  const n = s.backends.length;
+  if (n > 0) for (const v of s.vips) into.add(groupMap({ mesh: false, proto: v.proto, count: n }));
+  for (const m of s.mesh) {
+    if (m.backends.length > 0) into.add(groupMap({ mesh: true, proto: m.proto, count: m.backends.length }));
+  }
+  return into;
 }
 
 /** The VIP addresses of a service (each once): its elements of @vips, shared with any other service

@@ -1,21 +1,32 @@
 /**
  * The VIP table in a real kernel (a lab host namespace): what `nft -j list` shows equals the render
- * of the desired services element by element, the rule set never changes size, 1 000 services
- * created and removed one transaction at a time leave nothing behind, and drift is repaired.
+ * of the desired services element by element, the rule set grows only with the backend counts in use
+ * (never with the number of services), 1 000 services created and removed one transaction at a time
+ * leave nothing behind, and drift is repaired.
  */
 import test from "ava";
-import { elementsOf } from "../../lib/ingress/layout.js";
-import { MAX_BACKENDS, type Service } from "../../lib/ingress/model.js";
+import { elementsOf, groupsOf } from "../../lib/ingress/layout.js";
+import type { Service } from "../../lib/ingress/model.js";
 import { type ObservedTable, observeTable, ruleCount } from "../../lib/ingress/observe.js";
 import { ServiceProgrammer } from "../../lib/ingress/programmer.js";
 import { nftApply, nftListTable } from "../../lib/kernel/nft.js";
 import { Lab } from "../helpers/lab.js";
 
-/** refuse (2), prerouting (2), output (3), input, postrouting; lb/aff/mlb/maff_N with 2 rules each. */
-const FIXED_RULES = 9 + 8 * MAX_BACKENDS;
-const FIXED_CHAINS = 5 + 4 * MAX_BACKENDS;
-/** services, mesh, mesh_snat, be_N, mbe_N (and the set vips). */
-const FIXED_MAPS = 3 + 2 * MAX_BACKENDS;
+/** refuse (2), prerouting (2), output (3), input, postrouting. */
+const FIXED_RULES = 9;
+const FIXED_CHAINS = 5;
+/** services, mesh, mesh_snat (and the set vips). */
+const FIXED_MAPS = ["mesh", "mesh_snat", "services"];
+/** Each selection group in use (a protocol and backend count): its map, two chains of two rules. */
+const RULES_PER_GROUP = 4;
+const CHAINS_PER_GROUP = 2;
+
+/** The selection groups (by backend map name) that some of the services use. */
+const groupsIn = (services: Service[]) => {
+  const out = new Set<string>();
+  for (const s of services) groupsOf(s, out);
+  return out;
+};
 
 /** Service i: one or two VIPs, 0-6 backends, every third with client-ip affinity, every fifth also
  * published (port 20000 + i) with its own backends. */
@@ -73,10 +84,13 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   t.is(empty?.elements.length, 0);
   t.is(ruleCount(empty!), FIXED_RULES);
   t.is(empty?.chains.length, FIXED_CHAINS);
-  t.is(empty?.maps.length, FIXED_MAPS);
+  t.deepEqual(empty?.maps.sort(), FIXED_MAPS);
   t.deepEqual(empty?.sets, new Map([["vips", []]]));
 
   const services = Array.from({ length: 1000 }, (_, i) => svc(i));
+  // tcp and udp VIPs with 1-6 backends, published tcp ports with 1-3: 15 groups
+  const groups = groupsIn(services);
+  t.is(groups.size, 15);
   const addMs: number[] = [];
   for (const s of services) {
     const started = process.hrtime.bigint();
@@ -91,8 +105,9 @@ test("1 000 services added and removed one transaction each: the kernel matches 
     "kernel == render, element by element",
   );
   t.deepEqual([...(full?.sets.get("vips") ?? [])].sort(), vipSet(services), "every VIP address in @vips");
-  t.is(ruleCount(full!), FIXED_RULES, "1 000 services, same rules");
-  t.deepEqual(full?.chains.sort(), empty?.chains.sort());
+  t.is(ruleCount(full!), FIXED_RULES + RULES_PER_GROUP * groups.size, "1 000 services, 15 groups' rules");
+  t.is(full?.chains.length, FIXED_CHAINS + CHAINS_PER_GROUP * groups.size);
+  t.deepEqual(full?.maps.sort(), [...FIXED_MAPS, ...groups].sort(), "a map per group, created on first use");
 
   const removeMs: number[] = [];
   for (const s of services) {
@@ -103,8 +118,8 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   const after = await observe();
   t.is(after?.elements.length, 0, "no element left behind");
   t.deepEqual(after?.sets.get("vips"), []);
-  t.is(ruleCount(after!), FIXED_RULES);
-  t.deepEqual(after?.maps.sort(), empty?.maps.sort());
+  t.is(ruleCount(after!), ruleCount(full!), "unused groups stay until the next full render");
+  t.deepEqual(after?.maps.sort(), full?.maps.sort());
   t.log(
     `${full!.elements.length} elements for 1 000 services; per change (nsenter + nft): add p50 ${median(addMs).toFixed(1)} ms, remove p50 ${median(removeMs).toFixed(1)} ms`,
   );
@@ -115,6 +130,10 @@ test("1 000 services added and removed one transaction each: the kernel matches 
   t.is((await programmer.sync([])).mode, "diff");
   t.is((await observe())?.elements.length, 0);
   t.deepEqual((await observe())?.sets.get("vips"), []);
+  t.is((await programmer.resync()).mode, "full");
+  const resynced = await observe();
+  t.is(ruleCount(resynced!), FIXED_RULES, "a full render holds only the groups in use: none");
+  t.deepEqual(resynced?.maps.sort(), FIXED_MAPS);
   await programmer.clear();
   t.is(await observe(), undefined, "clear() removes the table");
 });
@@ -129,8 +148,8 @@ test("drift in the kernel (an element deleted by hand) is repaired by a full res
     "element",
     "ip",
     "trellis_svc",
-    "be_3",
-    "{ 10.96.0.1 . tcp . 80 . 0 }",
+    "be_tcp_3",
+    "{ 10.96.0.1 . 80 . 0 }",
   ]);
   const r = await programmer.upsert(svc(1, 4));
   t.is(r.mode, "full");
@@ -162,7 +181,9 @@ test("mesh SNAT entries and published ports in the kernel: element diffs, the sa
     "mesh_snat 10.21.0.6 : 10.21.255.250",
   ]);
   t.true(
-    observed!.elements.some((e) => e.map === "mesh" && e.key === "tcp . 20015" && e.value === "jump maff_3"),
+    observed!.elements.some(
+      (e) => e.map === "mesh" && e.key === "tcp . 20015" && e.value === "jump maff_tcp_3",
+    ),
     "service 15 (client-ip) published on 20015 with 3 backends",
   );
   t.is((await programmer.setSnat(snat.slice(1))).mode, "diff");

@@ -1,12 +1,12 @@
 /**
  * The service table's renderer: golden text for a small state, properties over arbitrary services
- * (constant rule set, exact slot spread for VIPs and published ports, diffs that turn one state into
- * the other and touch only their own service), validation, and the kernel's parser (`nft -c` in a
- * throwaway namespace).
+ * (a rule set that depends only on the backend counts in use, exact slot spread for VIPs and published
+ * ports, diffs that turn one state into the other, create the groups they need and touch only their
+ * own service), validation, and the kernel's parser (`nft -c` in a throwaway namespace).
  */
 import test from "ava";
 import fc from "fast-check";
-import { elementsOf, TABLE } from "../../lib/ingress/layout.js";
+import { elementsOf, groupsOf, TABLE } from "../../lib/ingress/layout.js";
 import {
   type Backend,
   MAX_BACKENDS,
@@ -20,7 +20,7 @@ import {
 } from "../../lib/ingress/model.js";
 import { renderChange, renderSnatChange, renderTable, renderVipChange } from "../../lib/ingress/render.js";
 import { run } from "../helpers/proc.js";
-import { applyElementScript, tableElements } from "./ingress-fake-nft.js";
+import { applyElementScript, tableElements, tableObjects } from "./ingress-fake-nft.js";
 
 // --- fixtures ------------------------------------------------------------------------------------
 
@@ -101,6 +101,13 @@ function block(text: string, header: string): string {
   return lines.slice(start, end + 1).join("\n");
 }
 
+/** The selection groups a table of these services holds (what the programmer would remember). */
+const groupsIn = (services: readonly Service[]) => {
+  const out = new Set<string>();
+  for (const s of services) groupsOf(s, out);
+  return out;
+};
+
 test("golden: the service-dependent blocks and the fixed chains of a small state", (t) => {
   const text = renderTable([WEB, STICKY, EMPTY, PUB, BOTH], SNAT);
   t.true(text.startsWith(`table ${TABLE} {}\ndelete table ${TABLE}\ntable ${TABLE} {\n`));
@@ -110,73 +117,61 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
     `  map services {
     type ipv4_addr . inet_proto . inet_service : verdict
     elements = {
-      10.20.0.250 . tcp . 80 : jump lb_2,
-      10.20.0.250 . udp . 53 : jump lb_2,
-      10.20.0.251 . tcp . 443 : jump aff_3,
-      10.20.0.252 . tcp . 80 : jump refuse,
-      10.20.0.253 . tcp . 80 : jump lb_1
+      10.20.0.250 . tcp . 80 : jump lb_tcp_2, 10.20.0.250 . udp . 53 : jump lb_udp_2, 10.20.0.251 . tcp . 443 : jump aff_tcp_3, 10.20.0.252 . tcp . 80 : jump refuse, 10.20.0.253 . tcp . 80 : jump lb_tcp_1
     }
   }`,
   );
   t.is(
-    block(text, "map be_2"),
-    `  map be_2 {
-    typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport
+    [block(text, "map be_tcp_2"), block(text, "map be_udp_2"), block(text, "map be_tcp_3")].join("\n"),
+    `  map be_tcp_2 {
+    typeof ip daddr . th dport . numgen random mod 2 : ip daddr . th dport
     elements = {
-      10.20.0.250 . tcp . 80 . 0 : 10.20.0.3 . 8080,
-      10.20.0.250 . tcp . 80 . 1 : 10.20.0.4 . 8080,
-      10.20.0.250 . udp . 53 . 0 : 10.20.0.3 . 8080,
-      10.20.0.250 . udp . 53 . 1 : 10.20.0.4 . 8080
+      10.20.0.250 . 80 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . 80 . 1 : 10.20.0.4 . 8080
     }
-  }`,
-  );
-  t.is(
-    block(text, "map be_3"),
-    `  map be_3 {
-    typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport
+  }
+  map be_udp_2 {
+    typeof ip daddr . th dport . numgen random mod 2 : ip daddr . th dport
     elements = {
-      10.20.0.251 . tcp . 443 . 0 : 10.20.0.5 . 8443,
-      10.20.0.251 . tcp . 443 . 1 : 10.20.0.6 . 8443,
-      10.20.0.251 . tcp . 443 . 2 : 10.20.0.7 . 8443
+      10.20.0.250 . 53 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . 53 . 1 : 10.20.0.4 . 8080
+    }
+  }
+  map be_tcp_3 {
+    typeof ip daddr . th dport . numgen random mod 3 : ip daddr . th dport
+    elements = {
+      10.20.0.251 . 443 . 0 : 10.20.0.5 . 8443, 10.20.0.251 . 443 . 1 : 10.20.0.6 . 8443, 10.20.0.251 . 443 . 2 : 10.20.0.7 . 8443
     }
   }`,
   );
-  t.is(
-    block(text, "map be_4"),
-    `  map be_4 {
-    typeof ip daddr . meta l4proto . th dport . numgen random mod 4 : ip daddr . th dport
-  }`,
-  );
-  t.is(
+  // only the groups in use: no map or chain for 4 backends, nor for 3 over UDP
+  t.is(block(text, "map be_tcp_4"), "no block map be_tcp_4");
+  t.is(block(text, "chain lb_udp_3"), "no block chain lb_udp_3");
+  t.deepEqual(
+    [...text.matchAll(/^ {2}(?:map|chain) ((?:m?be|m?lb|m?aff)_\S+) \{$/gm)].map((m) => m[1]),
     [
-      block(text, "map mesh"),
-      block(text, "map mbe_1"),
-      block(text, "map mbe_2"),
-      block(text, "map mbe_3"),
-    ].join("\n"),
+      ...["be_tcp_1", "be_tcp_2", "be_tcp_3", "be_udp_2", "mbe_tcp_1", "mbe_tcp_2"],
+      ...["lb_tcp_1", "aff_tcp_1", "lb_tcp_2", "aff_tcp_2", "lb_tcp_3", "aff_tcp_3", "lb_udp_2", "aff_udp_2"],
+      ...["mlb_tcp_1", "maff_tcp_1", "mlb_tcp_2", "maff_tcp_2"],
+    ],
+  );
+  t.is(
+    [block(text, "map mesh"), block(text, "map mbe_tcp_1"), block(text, "map mbe_tcp_2")].join("\n"),
     `  map mesh {
     type inet_proto . inet_service : verdict
     elements = {
-      tcp . 8443 : jump maff_2,
-      udp . 5353 : jump refuse,
-      tcp . 30080 : jump mlb_1
+      tcp . 8443 : jump maff_tcp_2, udp . 5353 : jump refuse, tcp . 30080 : jump mlb_tcp_1
     }
   }
-  map mbe_1 {
-    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  map mbe_tcp_1 {
+    typeof th dport . numgen random mod 1 : ip daddr . th dport
     elements = {
-      tcp . 30080 . 0 : 10.20.0.8 . 80
+      30080 . 0 : 10.20.0.8 . 80
     }
   }
-  map mbe_2 {
-    typeof meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport
+  map mbe_tcp_2 {
+    typeof th dport . numgen random mod 2 : ip daddr . th dport
     elements = {
-      tcp . 8443 . 0 : 10.20.0.9 . 443,
-      tcp . 8443 . 1 : 10.30.0.5 . 443
+      8443 . 0 : 10.20.0.9 . 443, 8443 . 1 : 10.30.0.5 . 443
     }
-  }
-  map mbe_3 {
-    typeof meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport
   }`,
   );
   t.is(
@@ -184,17 +179,13 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
     `  set vips {
     type ipv4_addr
     elements = {
-      10.20.0.250,
-      10.20.0.251,
-      10.20.0.252,
-      10.20.0.253
+      10.20.0.250, 10.20.0.251, 10.20.0.252, 10.20.0.253
     }
   }
   map mesh_snat {
     type ipv4_addr : ipv4_addr
     elements = {
-      10.30.0.4 : 10.30.0.254,
-      10.30.0.5 : 10.30.0.254
+      10.30.0.4 : 10.30.0.254, 10.30.0.5 : 10.30.0.254
     }
   }`,
   );
@@ -205,10 +196,11 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
       block(text, "chain output"),
       block(text, "chain input"),
       block(text, "chain postrouting"),
-      block(text, "chain lb_3"),
-      block(text, "chain aff_3"),
-      block(text, "chain mlb_3"),
-      block(text, "chain maff_3"),
+      block(text, "chain lb_tcp_3"),
+      block(text, "chain aff_tcp_3"),
+      block(text, "chain lb_udp_2"),
+      block(text, "chain mlb_tcp_2"),
+      block(text, "chain maff_tcp_2"),
     ].join("\n"),
     `  chain refuse {
     meta l4proto tcp reject with tcp reset
@@ -233,35 +225,64 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
     type nat hook postrouting priority srcnat - 1; policy accept;
     ct mark & 0x01000000 != 0 snat to ip daddr map @mesh_snat
   }
-  chain lb_3 {
-    dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @be_3
+  chain lb_tcp_3 {
+    meta l4proto tcp dnat to ip daddr . th dport . numgen random mod 3 map @be_tcp_3
     goto refuse
   }
-  chain aff_3 {
-    dnat to ip daddr . meta l4proto . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @be_3
+  chain aff_tcp_3 {
+    meta l4proto tcp dnat to ip daddr . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @be_tcp_3
     goto refuse
   }
-  chain mlb_3 {
-    ct mark set ct mark | 0x01000000 dnat to meta l4proto . th dport . numgen random mod 3 map @mbe_3
+  chain lb_udp_2 {
+    meta l4proto udp dnat to ip daddr . th dport . numgen random mod 2 map @be_udp_2
     goto refuse
   }
-  chain maff_3 {
-    ct mark set ct mark | 0x01000000 dnat to meta l4proto . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @mbe_3
+  chain mlb_tcp_2 {
+    meta l4proto tcp ct mark set ct mark | 0x01000000 dnat to th dport . numgen random mod 2 map @mbe_tcp_2
+    goto refuse
+  }
+  chain maff_tcp_2 {
+    meta l4proto tcp ct mark set ct mark | 0x01000000 dnat to th dport . jhash ip saddr mod 2 seed 0x74726c73 map @mbe_tcp_2
     goto refuse
   }`,
   );
+  // many elements: eight to a line
+  const big = renderTable([
+    { ...STICKY, vips: Array.from({ length: 9 }, (_, i) => ({ ...STICKY.vips[0]!, port: 1 + i })) },
+  ]);
+  t.regex(
+    block(big, "map services"),
+    /\n {6}(10\.20\.0\.251 \. tcp \. \d : jump aff_tcp_3, ){7}10\.20\.0\.251 \. tcp \. 8 : jump aff_tcp_3,\n {6}10\.20\.0\.251 \. tcp \. 9 : jump aff_tcp_3\n {4}\}/,
+  );
 });
 
-test("golden: a backend joining rewrites only that service's elements, in one script", (t) => {
+test("golden: a backend joining rewrites only that service's elements, in one script; a new backend count gets its group first", (t) => {
   const after: Service = { ...WEB, backends: [...WEB.backends, { ip: "10.20.0.9", port: 8080 }] };
+  const groups = groupsIn([WEB, STICKY]);
+  t.deepEqual([...groups].sort(), ["be_tcp_2", "be_tcp_3", "be_udp_2"]);
   t.is(
-    renderChange(WEB, after),
-    `delete element ip trellis_svc services { 10.20.0.250 . tcp . 80, 10.20.0.250 . udp . 53 }
-delete element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 0, 10.20.0.250 . tcp . 80 . 1, 10.20.0.250 . udp . 53 . 0, 10.20.0.250 . udp . 53 . 1 }
-add element ip trellis_svc services { 10.20.0.250 . tcp . 80 : jump lb_3, 10.20.0.250 . udp . 53 : jump lb_3 }
-add element ip trellis_svc be_3 { 10.20.0.250 . tcp . 80 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . tcp . 80 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . tcp . 80 . 2 : 10.20.0.9 . 8080, 10.20.0.250 . udp . 53 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . udp . 53 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . udp . 53 . 2 : 10.20.0.9 . 8080 }
+    renderChange(WEB, after, groups),
+    `create map ip trellis_svc be_udp_3 { typeof ip daddr . th dport . numgen random mod 3 : ip daddr . th dport; }
+create chain ip trellis_svc lb_udp_3
+add rule ip trellis_svc lb_udp_3 meta l4proto udp dnat to ip daddr . th dport . numgen random mod 3 map @be_udp_3
+add rule ip trellis_svc lb_udp_3 goto refuse
+create chain ip trellis_svc aff_udp_3
+add rule ip trellis_svc aff_udp_3 meta l4proto udp dnat to ip daddr . th dport . jhash ip saddr mod 3 seed 0x74726c73 map @be_udp_3
+add rule ip trellis_svc aff_udp_3 goto refuse
+delete element ip trellis_svc services { 10.20.0.250 . tcp . 80, 10.20.0.250 . udp . 53 }
+delete element ip trellis_svc be_tcp_2 { 10.20.0.250 . 80 . 0, 10.20.0.250 . 80 . 1 }
+delete element ip trellis_svc be_udp_2 { 10.20.0.250 . 53 . 0, 10.20.0.250 . 53 . 1 }
+add element ip trellis_svc services { 10.20.0.250 . tcp . 80 : jump lb_tcp_3, 10.20.0.250 . udp . 53 : jump lb_udp_3 }
+add element ip trellis_svc be_tcp_3 { 10.20.0.250 . 80 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . 80 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . 80 . 2 : 10.20.0.9 . 8080 }
+add element ip trellis_svc be_udp_3 { 10.20.0.250 . 53 . 0 : 10.20.0.3 . 8080, 10.20.0.250 . 53 . 1 : 10.20.0.4 . 8080, 10.20.0.250 . 53 . 2 : 10.20.0.9 . 8080 }
 `,
   );
+  t.deepEqual(
+    [...groups].sort(),
+    ["be_tcp_2", "be_tcp_3", "be_udp_2", "be_udp_3"],
+    "the group is remembered",
+  );
+  t.false(renderChange(after, WEB, groups).includes("create"), "the groups are there: elements only");
   // same count, one backend swapped: only its slots change, the verdict stays
   const swapped: Service = {
     ...WEB,
@@ -271,25 +292,27 @@ add element ip trellis_svc be_3 { 10.20.0.250 . tcp . 80 . 0 : 10.20.0.3 . 8080,
     ],
   };
   t.is(
-    renderChange(WEB, swapped),
-    `delete element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 1, 10.20.0.250 . udp . 53 . 1 }
-add element ip trellis_svc be_2 { 10.20.0.250 . tcp . 80 . 1 : 10.20.0.8 . 8080, 10.20.0.250 . udp . 53 . 1 : 10.20.0.8 . 8080 }
+    renderChange(WEB, swapped, groups),
+    `delete element ip trellis_svc be_tcp_2 { 10.20.0.250 . 80 . 1 }
+delete element ip trellis_svc be_udp_2 { 10.20.0.250 . 53 . 1 }
+add element ip trellis_svc be_tcp_2 { 10.20.0.250 . 80 . 1 : 10.20.0.8 . 8080 }
+add element ip trellis_svc be_udp_2 { 10.20.0.250 . 53 . 1 : 10.20.0.8 . 8080 }
 `,
   );
   // the last backend leaves: the VIP stays, now refusing
   t.is(
-    renderChange(STICKY, { ...STICKY, backends: [] }),
+    renderChange(STICKY, { ...STICKY, backends: [] }, groups),
     `delete element ip trellis_svc services { 10.20.0.251 . tcp . 443 }
-delete element ip trellis_svc be_3 { 10.20.0.251 . tcp . 443 . 0, 10.20.0.251 . tcp . 443 . 1, 10.20.0.251 . tcp . 443 . 2 }
+delete element ip trellis_svc be_tcp_3 { 10.20.0.251 . 443 . 0, 10.20.0.251 . 443 . 1, 10.20.0.251 . 443 . 2 }
 add element ip trellis_svc services { 10.20.0.251 . tcp . 443 : jump refuse }
 `,
   );
   t.is(
-    renderChange(EMPTY, { ...EMPTY, affinity: "client-ip" }),
+    renderChange(EMPTY, { ...EMPTY, affinity: "client-ip" }, groups),
     "",
     "affinity of a service without backends changes nothing in the kernel",
   );
-  t.is(renderChange(WEB, WEB), "");
+  t.is(renderChange(WEB, WEB, groups), "");
 });
 
 test("golden: a published port's backend joining touches only the mesh maps; VIP addresses and SNAT by element", (t) => {
@@ -300,19 +323,27 @@ test("golden: a published port's backend joining touches only the mesh maps; VIP
       PUB.mesh[1]!,
     ],
   };
+  const groups = groupsIn([PUB, STICKY]);
   t.is(
-    renderChange(PUB, grown),
-    `delete element ip trellis_svc mesh { tcp . 8443 }
-delete element ip trellis_svc mbe_2 { tcp . 8443 . 0, tcp . 8443 . 1 }
-add element ip trellis_svc mesh { tcp . 8443 : jump maff_3 }
-add element ip trellis_svc mbe_3 { tcp . 8443 . 0 : 10.20.0.9 . 443, tcp . 8443 . 1 : 10.20.0.10 . 443, tcp . 8443 . 2 : 10.30.0.5 . 443 }
+    renderChange(PUB, grown, groups),
+    `create map ip trellis_svc mbe_tcp_3 { typeof th dport . numgen random mod 3 : ip daddr . th dport; }
+create chain ip trellis_svc mlb_tcp_3
+add rule ip trellis_svc mlb_tcp_3 meta l4proto tcp ct mark set ct mark | 0x01000000 dnat to th dport . numgen random mod 3 map @mbe_tcp_3
+add rule ip trellis_svc mlb_tcp_3 goto refuse
+create chain ip trellis_svc maff_tcp_3
+add rule ip trellis_svc maff_tcp_3 meta l4proto tcp ct mark set ct mark | 0x01000000 dnat to th dport . jhash ip saddr mod 3 seed 0x74726c73 map @mbe_tcp_3
+add rule ip trellis_svc maff_tcp_3 goto refuse
+delete element ip trellis_svc mesh { tcp . 8443 }
+delete element ip trellis_svc mbe_tcp_2 { 8443 . 0, 8443 . 1 }
+add element ip trellis_svc mesh { tcp . 8443 : jump maff_tcp_3 }
+add element ip trellis_svc mbe_tcp_3 { 8443 . 0 : 10.20.0.9 . 443, 8443 . 1 : 10.20.0.10 . 443, 8443 . 2 : 10.30.0.5 . 443 }
 `,
   );
   // a published port with no backend left refuses, like a VIP
   t.is(
-    renderChange(BOTH, { ...BOTH, mesh: [{ ...BOTH.mesh[0]!, backends: [] }] }),
+    renderChange(BOTH, { ...BOTH, mesh: [{ ...BOTH.mesh[0]!, backends: [] }] }, groupsIn([BOTH])),
     `delete element ip trellis_svc mesh { tcp . 30080 }
-delete element ip trellis_svc mbe_1 { tcp . 30080 . 0 }
+delete element ip trellis_svc mbe_tcp_1 { 30080 . 0 }
 add element ip trellis_svc mesh { tcp . 30080 : jump refuse }
 `,
   );
@@ -439,22 +470,36 @@ const many = (count: number, backends: number): Service[] =>
 
 // --- properties ----------------------------------------------------------------------------------
 
-test("the rule set is the same for 0, 1, 10 and 1000 services: only map elements grow", (t) => {
+test("the rule set depends on the backend counts in use, never on the number of services: only map elements grow", (t) => {
   const empty = renderTable([]);
-  const rules = ruleLines(empty);
-  t.is(
-    rules.length,
-    9 + 8 * MAX_BACKENDS,
-    "refuse (2), prerouting (2), output (3), input, postrouting, and 2 rules in 4 chains per count",
-  );
-  for (const n of [1, 10, 1000]) {
-    const text = renderTable(many(n, 5), n > 1 ? SNAT : []);
+  t.is(ruleLines(empty).length, 9, "refuse (2), prerouting (2), output (3), input, postrouting");
+  // every service: a VIP with 5 backends; every fourth also a published port with 1 backend
+  const first = renderTable(many(1, 5));
+  const rules = ruleLines(first);
+  t.is(rules.length, 9 + 2 * 4, "two groups in use (be_tcp_5, mbe_tcp_1): 2 chains of 2 rules each");
+  for (const n of [10, 1000]) {
+    const text = renderTable(many(n, 5), SNAT);
     t.deepEqual(ruleLines(text), rules, `${n} services`);
-    t.is(skeleton(text), empty, `${n} services: nothing but elements differs`);
+    t.is(skeleton(text), skeleton(first), `${n} services: nothing but elements differs`);
     // per service: VIP verdict + 5 slots + its @vips address; every fourth: mesh verdict + 1 slot
     const mesh = Math.ceil(n / 4) * 2;
-    t.is(tableElements(text).size, n * (1 + 5 + 1) + mesh + (n > 1 ? SNAT.length : 0));
+    t.is(tableElements(text).size, n * (1 + 5 + 1) + mesh + SNAT.length);
   }
+  // at most a group per protocol and count, for VIPs and for the mesh
+  const all = Array.from({ length: 2 * MAX_BACKENDS }, (_, i): Service => {
+    const n = (i % MAX_BACKENDS) + 1;
+    const proto = i < MAX_BACKENDS ? ("tcp" as const) : ("udp" as const);
+    const backends = Array.from({ length: n }, (_, j) => ({ ip: `10.20.${j}.1`, port: 80 }));
+    return {
+      id: i,
+      name: `s${i}`,
+      vips: [{ ip: `10.96.${i >> 8}.${i & 255}`, port: 80, proto }],
+      backends,
+      mesh: [{ proto, port: 1000 + i, backends }],
+      affinity: "none",
+    };
+  });
+  t.is(ruleLines(renderTable(all)).length, 9 + 4 * 2 * 2 * MAX_BACKENDS, "the bound: 512 groups");
 });
 
 test("property: every backend owns exactly one slot per VIP and per published port, so each gets exactly 1/N of new connections", (t) => {
@@ -465,28 +510,34 @@ test("property: every backend owns exactly one slot per VIP and per published po
         const n = s.backends.length;
         const els = elementsOf(s);
         for (const v of s.vips) {
-          const prefix = `${v.ip} . ${v.proto} . ${v.port} . `;
-          const slots = els.filter((e) => e.key.startsWith(prefix));
+          // every slot of this VIP, in whichever map of its protocol
+          const prefix = `${v.ip} . ${v.port} . `;
+          const slots = els.filter((e) => e.map.startsWith(`be_${v.proto}_`) && e.key.startsWith(prefix));
           if (slots.length !== n) return false;
-          if (n > 0 && slots.some((e) => e.map !== `be_${n}`)) return false;
+          if (n > 0 && slots.some((e) => e.map !== `be_${v.proto}_${n}`)) return false;
           const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
           if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
           const targets = new Set(slots.map((e) => e.value));
           if (targets.size !== n) return false;
           if (!s.backends.every((b) => targets.has(`${b.ip} . ${b.port}`))) return false;
+          const verdict = els.find(
+            (e) => e.map === "services" && e.key === `${v.ip} . ${v.proto} . ${v.port}`,
+          );
+          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "aff" : "lb"}_${v.proto}_${n}`;
+          if (verdict?.value !== `jump ${chain}`) return false;
         }
         for (const m of s.mesh) {
           const n = m.backends.length;
-          const prefix = `${m.proto} . ${m.port} . `;
-          const slots = els.filter((e) => e.map.startsWith("mbe_") && e.key.startsWith(prefix));
-          if (slots.length !== n || slots.some((e) => e.map !== `mbe_${n}`)) return false;
+          const prefix = `${m.port} . `;
+          const slots = els.filter((e) => e.map.startsWith(`mbe_${m.proto}_`) && e.key.startsWith(prefix));
+          if (slots.length !== n || slots.some((e) => e.map !== `mbe_${m.proto}_${n}`)) return false;
           const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
           if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
           const targets = new Set(slots.map((e) => e.value));
           if (targets.size !== n || !m.backends.every((b) => targets.has(`${b.ip} . ${b.port}`)))
             return false;
           const verdict = els.find((e) => e.map === "mesh" && e.key === `${m.proto} . ${m.port}`)?.value;
-          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "maff" : "mlb"}_${n}`;
+          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "maff" : "mlb"}_${m.proto}_${n}`;
           if (verdict !== `jump ${chain}`) return false;
         }
       }
@@ -521,15 +572,17 @@ test("property: renderChange turns the table of one state into the table of the 
       const mesh = fields.mesh.filter((m) => !taken.has(meshId(m)));
       const changed: Service | undefined =
         vips.length + mesh.length > 0 ? { ...target, ...fields, vips, mesh } : undefined;
-      const before = mapElements(renderTable(services));
+      const table = renderTable(services);
+      const before = mapElements(table);
       const after = mapElements(renderTable(changed ? [...others, changed] : others));
-      const script = renderChange(target, changed);
-      const got = applyElementScript(before, script);
+      const script = renderChange(target, changed, groupsIn(services));
+      // strict: every map and chain the script uses exists, or the script creates it
+      const got = applyElementScript(before, script, tableObjects(table));
       // only the target's keys appear in the script
       const ownKeys = new Set(
         [...elementsOf(target), ...(changed ? elementsOf(changed) : [])].map((e) => e.key),
       );
-      const scriptKeys = [...script.matchAll(/\{ (.+) \}/g)].flatMap((m) =>
+      const scriptKeys = [...script.matchAll(/^(?:add|delete) element .* \{ (.+) \}$/gm)].flatMap((m) =>
         m[1]!.split(", ").map((i) => i.split(" : ")[0]!),
       );
       return (
@@ -548,9 +601,12 @@ test("property: create then remove of a service leaves the elements as they were
       fc.pre(services.length > 0);
       const last = services[services.length - 1]!;
       const rest = services.slice(0, -1);
-      const base = mapElements(renderTable(rest));
-      const added = applyElementScript(base, renderChange(undefined, last));
-      const removed = applyElementScript(added, renderChange(last, undefined));
+      const table = renderTable(rest);
+      const base = mapElements(table);
+      const groups = groupsIn(rest);
+      const objects = tableObjects(table);
+      const added = applyElementScript(base, renderChange(undefined, last, groups), objects);
+      const removed = applyElementScript(added, renderChange(last, undefined, groups), objects);
       return (
         JSON.stringify([...added].sort()) ===
           JSON.stringify([...mapElements(renderTable(services))].sort()) &&
@@ -654,20 +710,22 @@ const nftCheck = (script: string) => run(["unshare", "--net", "nft", "-c", "-f",
 
 test("nft -c accepts the rendered table followed by changes (join, swap, leave, remove, mesh, VIPs, SNAT) in one batch", async (t) => {
   const grown: Service = { ...WEB, backends: [...WEB.backends, { ip: "10.20.0.9", port: 8080 }] };
+  const groups = groupsIn([WEB, STICKY, EMPTY, PUB]);
   const script = [
     renderTable([WEB, STICKY, EMPTY, PUB], SNAT),
-    renderChange(WEB, grown),
-    renderChange(STICKY, { ...STICKY, backends: [] }),
-    renderChange(EMPTY, { ...EMPTY, backends: STICKY.backends }),
-    renderChange(grown, undefined),
-    renderChange(PUB, { ...PUB, mesh: [{ ...PUB.mesh[1]!, backends: STICKY.backends }] }),
-    renderChange(undefined, BOTH),
+    renderChange(WEB, grown, groups),
+    renderChange(STICKY, { ...STICKY, backends: [] }, groups),
+    renderChange(EMPTY, { ...EMPTY, backends: STICKY.backends }, groups),
+    renderChange(grown, undefined, groups),
+    renderChange(PUB, { ...PUB, mesh: [{ ...PUB.mesh[1]!, backends: STICKY.backends }] }, groups),
+    renderChange(undefined, BOTH, groups),
     renderVipChange({ add: ["10.20.0.253"], remove: ["10.20.0.250"] }),
     renderSnatChange(SNAT, [{ backend: "10.30.0.5", source: "10.30.0.1" }]),
   ].join("");
   const r = await nftCheck(script);
   t.is(r.code, 0, r.stderr);
-  const broken = await nftCheck(`${renderTable([WEB])}add element ${TABLE} be_2 { nonsense }\n`);
+  t.true(script.includes("create map ip trellis_svc mbe_udp_3 "), "a new group on the way");
+  const broken = await nftCheck(`${renderTable([WEB])}add element ${TABLE} be_tcp_2 { nonsense }\n`);
   t.not(broken.code, 0, "the check is real");
 });
 
