@@ -10,6 +10,8 @@ export interface ObservedTable {
   /** Rules per chain. */
   rules: Map<string, number>;
   maps: string[];
+  /** The declared size of every map that has one. */
+  sizes: Map<string, number>;
   /** Elements of every map. */
   elements: Element[];
   /** Members of every set, by set name. */
@@ -39,7 +41,14 @@ export function observeTable(listing: Json): ObservedTable | undefined {
   if (listing === undefined) return undefined;
   const items = isObject(listing) ? listing["nftables"] : undefined;
   if (!Array.isArray(items)) throw new Error("not an nft -j listing");
-  const out: ObservedTable = { chains: [], rules: new Map(), maps: [], elements: [], sets: new Map() };
+  const out: ObservedTable = {
+    chains: [],
+    rules: new Map(),
+    maps: [],
+    sizes: new Map(),
+    elements: [],
+    sets: new Map(),
+  };
   for (const item of items) {
     if (!isObject(item)) continue;
     const { chain, rule, map, set } = item;
@@ -50,6 +59,7 @@ export function observeTable(listing: Json): ObservedTable | undefined {
       out.rules.set(rule["chain"], (out.rules.get(rule["chain"]) ?? 0) + 1);
     } else if (isObject(map) && typeof map["name"] === "string") {
       out.maps.push(map["name"]);
+      if (typeof map["size"] === "number") out.sizes.set(map["name"], map["size"]);
       const elem = Array.isArray(map["elem"]) ? map["elem"] : [];
       for (const pair of elem) {
         if (!Array.isArray(pair) || pair.length !== 2) continue;

@@ -1,17 +1,18 @@
 /**
  * Keeps the kernel's service table equal to the desired services and SNAT entries: the only I/O of
  * the data plane. Each call is one atomic `nft -f` transaction. Normally it carries only the element
- * diff of the services that changed (their map elements, and the @vips addresses that no other
- * service still holds) or of the SNAT map; when the last applied state is unknown (first call, or a
- * transaction failed, e.g. someone edited the table) the whole table is rendered and replaces what
- * is there.
+ * diff of the services that changed (their map elements, the selection groups they need first, and
+ * the @vips addresses that no other service still holds) or of the SNAT map; when the last applied
+ * state is unknown (first call, or a transaction failed, e.g. someone edited the table), or a change
+ * would overfill a backend map that the last full render gave a size, the whole table is rendered and
+ * replaces what is there.
  * A failed full resync is reported to the caller, who retries with back-off; the next call is a
  * full resync again. Calls are serialised, so the remembered state always matches what was applied.
  */
 import type { Logger } from "pino";
 import { invalid, KernelError, messageOf } from "../common/errors.js";
 import type { NftOptions } from "../kernel/types.js";
-import { groupsOf, vipAddresses } from "./layout.js";
+import { countSlots, groupCapacity, vipAddresses } from "./layout.js";
 import {
   type Backend,
   indexServices,
@@ -120,6 +121,8 @@ interface Applied {
   snat: SnatEntry[];
   /** The selection groups the table holds (by backend map name): created on first use. */
   groups: Set<string>;
+  /** The backend maps the full render gave a size (a limit), with the elements they hold. */
+  sized: Map<string, { capacity: number; count: number }>;
 }
 
 export class ServiceProgrammer {
@@ -292,6 +295,11 @@ export class ServiceProgrammer {
   private async program(ids: number[]): Promise<ProgramResult> {
     const applied = this.applied;
     if (!applied) return this.full();
+    const grown = this.slotDelta(applied, ids);
+    if (!grown) {
+      this.opts.log?.info("a sized backend map would overflow: full render");
+      return this.full();
+    }
     const parts: string[] = [];
     const changed: number[] = [];
     const groups = new Set(applied.groups);
@@ -322,7 +330,28 @@ export class ServiceProgrammer {
       } else applied.services.delete(id);
     }
     applied.groups = groups;
+    for (const [map, n] of grown) {
+      const sized = applied.sized.get(map);
+      if (sized) sized.count += n;
+    }
     return { mode: "diff", services: changed.length };
+  }
+
+  /** How the given services' change moves each backend map's element count; undefined when it would
+   * take a sized map past its size (the kernel would refuse the transaction). */
+  private slotDelta(applied: Applied, ids: readonly number[]): Map<string, number> | undefined {
+    const delta = new Map<string, number>();
+    for (const id of ids) {
+      const before = applied.services.get(id);
+      if (before) countSlots(before, -1, delta);
+      const after = this.desired.get(id);
+      if (after) countSlots(after, 1, delta);
+    }
+    for (const [map, n] of delta) {
+      const sized = applied.sized.get(map);
+      if (sized && sized.count + n > sized.capacity) return undefined;
+    }
+    return delta;
   }
 
   private async full(): Promise<ProgramResult> {
@@ -336,9 +365,15 @@ export class ServiceProgrammer {
         cause: err,
       });
     }
-    const groups = new Set<string>();
-    for (const s of services) groupsOf(s, groups);
-    this.applied = { services: new Map(this.desired), vips: this.desiredVips.copy(), snat, groups };
+    const counts = new Map<string, number>();
+    for (const s of services) countSlots(s, 1, counts);
+    const sized = new Map<string, { capacity: number; count: number }>();
+    for (const [map, count] of counts) {
+      const capacity = groupCapacity(count);
+      if (capacity !== undefined) sized.set(map, { capacity, count });
+    }
+    const vips = this.desiredVips.copy();
+    this.applied = { services: new Map(this.desired), vips, snat, groups: new Set(counts.keys()), sized };
     return { mode: "full", services: services.length };
   }
 

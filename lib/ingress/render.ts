@@ -9,6 +9,7 @@ import {
   type Element,
   elementId,
   elementsOf,
+  groupCapacity,
   groupMap,
   groupOfMap,
   MESH_MAP,
@@ -40,9 +41,11 @@ const INDENT = "\n      ";
  * of them was half of the render's time.
  */
 class ElementLines {
+  count = 0;
   private readonly lines: string[] = [];
   private readonly line: string[] = [];
   add(item: string): void {
+    this.count++;
     this.line.push(item);
     if (this.line.length === PER_LINE) this.flush();
   }
@@ -58,9 +61,16 @@ class ElementLines {
   }
 }
 
-const mapLines = (kind: "map" | "set", name: string, header: string, elements: string[]): string[] => [
+const mapLines = (
+  kind: "map" | "set",
+  name: string,
+  header: string,
+  elements: string[],
+  size?: number,
+): string[] => [
   `  ${kind} ${name} {`,
   `    ${header}`,
+  ...(size === undefined ? [] : [`    size ${size}`]),
   ...elements,
   "  }",
 ];
@@ -238,7 +248,8 @@ export function renderTable(services: readonly Service[], snat: readonly SnatEnt
     ...mapLines("map", SNAT_MAP, "type ipv4_addr : ipv4_addr", snatLines.block()),
   ];
   for (const { g, lines: elements } of used) {
-    lines.push(...mapLines("map", groupMap(g), groupMapHeader(g), elements.block()));
+    const size = groupCapacity(elements.count);
+    lines.push(...mapLines("map", groupMap(g), groupMapHeader(g), elements.block(), size));
   }
   lines.push(...renderBaseChains());
   for (const { g } of used) for (const chain of groupChains(g)) lines.push(...chainLines(chain));

@@ -196,3 +196,24 @@ test("mesh SNAT entries and published ports in the kernel: element diffs, the sa
     sorted(services.flatMap(elementsOf)),
   );
 });
+
+test("a large backend map gets a fixed size in the kernel; a change that would overfill it renders the table anew", async (t) => {
+  const { programmer, observe } = await setup(t);
+  // n services with 2 backends each: 2n slots in be_tcp_2
+  const wide = (n: number): Service[] =>
+    Array.from({ length: n }, (_, i) => ({
+      id: i,
+      name: `w${i}`,
+      vips: [{ ip: `10.96.${i >> 8}.${i & 255}`, port: 80, proto: "tcp" }],
+      backends: [1, 2].map((j) => ({ ip: `10.20.${i >> 8}.${i & 255}`, port: 8080 + j })),
+      mesh: [],
+      affinity: "none",
+    }));
+  t.is((await programmer.sync(wide(600))).mode, "full");
+  t.is((await observe())?.sizes.get("be_tcp_2"), 4096, "1 200 slots: room to double");
+  t.deepEqual(await programmer.sync(wide(2048)), { mode: "diff", services: 1448 }, "4 096 slots fit");
+  t.deepEqual(await programmer.sync(wide(2049)), { mode: "full", services: 2049 }, "planned, no refusal");
+  const grown = await observe();
+  t.is(grown?.sizes.get("be_tcp_2"), 16384);
+  t.deepEqual(sorted(grown!.elements), sorted(wide(2049).flatMap(elementsOf)));
+});

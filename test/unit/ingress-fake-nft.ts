@@ -3,8 +3,8 @@
  * script shapes the renderer emits (a whole table; element add/delete; a selection group's `create
  * map`, `create chain` and `add rule`) and is as strict as the kernel, so a delete of a missing key,
  * an add of an existing one, an element of a map that does not exist, a jump to a chain that does not
- * exist, or a create of an existing object fails the whole script and changes nothing, like a refused
- * transaction.
+ * exist, a create of an existing object, or more elements than a map's declared size fails the whole
+ * script and changes nothing, like a refused transaction.
  */
 import { TABLE } from "../../lib/ingress/layout.js";
 
@@ -30,6 +30,19 @@ export function tableObjects(text: string): Set<string> {
   for (const line of text.split("\n")) {
     const m = OBJECT.exec(line);
     if (m) out.add(`${m[1]} ${m[2]}`);
+  }
+  return out;
+}
+
+/** The declared `size` of every map of a rendered table that has one. */
+export function tableSizes(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let map = "";
+  for (const line of text.split("\n")) {
+    const m = OBJECT.exec(line);
+    if (m) map = m[2]!;
+    const size = /^ {4}size (\d+)$/.exec(line);
+    if (size) out.set(map, Number(size[1]));
   }
   return out;
 }
@@ -95,6 +108,8 @@ export class FakeNft {
   elements = new Set<string>();
   /** Maps, sets and chains of the table (see tableObjects). */
   objects = new Set<string>();
+  /** Declared map sizes (see tableSizes). */
+  sizes = new Map<string, number>();
   exists = false;
   readonly scripts: string[] = [];
   /** Fail this many of the next calls (before looking at the script). */
@@ -110,11 +125,17 @@ export class FakeNft {
       this.exists = script.includes(`\ntable ${TABLE} {\n`);
       this.elements = tableElements(script);
       this.objects = tableObjects(script);
+      this.sizes = tableSizes(script);
       return;
     }
     if (!this.exists) throw new Error(`Error: No such file or directory; table ${TABLE}`);
     const objects = new Set(this.objects);
-    this.elements = applyElementScript(this.elements, script, objects);
+    const elements = applyElementScript(this.elements, script, objects);
+    for (const [map, size] of this.sizes) {
+      const count = [...elements].filter((e) => e.startsWith(`${map} `)).length;
+      if (count > size) throw new Error("Error: Could not process rule: Too many open files in system");
+    }
+    this.elements = elements;
     this.objects = objects;
   };
 }

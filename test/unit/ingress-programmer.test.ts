@@ -238,6 +238,27 @@ test("sync() renders only the services that differ from the last call", async (t
   t.true(inSync(next.slice(1)));
 });
 
+test("a backend map that a full render sized is never overfilled: the change that would do it renders the table anew", async (t) => {
+  const { nft, p, inSync } = setup();
+  // n services with 2 backends each: 2n slots in be_tcp_2
+  const wide = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      ...svc(i + 1, 0),
+      vips: [{ ip: `10.96.${(i + 1) >> 8}.${(i + 1) & 255}`, port: 80, proto: "tcp" as const }],
+      backends: [1, 2].map((j) => ({ ip: `10.20.${(i + 1) >> 8}.${(i + 1) & 255}`, port: 8080 + j })),
+    }));
+  t.deepEqual(await p.sync(wide(600)), { mode: "full", services: 600 });
+  t.is(nft.sizes.get("be_tcp_2"), 4096, "1 200 slots: room to double and more");
+  t.deepEqual(await p.sync(wide(2048)), { mode: "diff", services: 1448 }, "4 096 slots: full to the brim");
+  t.deepEqual(await p.sync(wide(2049)), { mode: "full", services: 2049 }, "planned, not a refused diff");
+  t.is(nft.sizes.get("be_tcp_2"), 16384);
+  t.true(inSync(wide(2049)));
+  // removals, and growth of maps without a size, are not limited
+  const three = { ...svc(200, 3), vips: [{ ip: "10.97.0.1", port: 80, proto: "tcp" as const }] };
+  t.deepEqual(await p.sync([...wide(10), three]), { mode: "diff", services: 2039 });
+  t.true(inSync([...wide(10), three]));
+});
+
 test("concurrent calls are applied one after the other, in call order", async (t) => {
   const { nft, p, inSync } = setup();
   await p.sync([]);

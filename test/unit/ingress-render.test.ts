@@ -6,7 +6,7 @@
  */
 import test from "ava";
 import fc from "fast-check";
-import { elementsOf, groupsOf, TABLE } from "../../lib/ingress/layout.js";
+import { elementsOf, groupCapacity, groupsOf, SIZED_FROM, TABLE } from "../../lib/ingress/layout.js";
 import {
   type Backend,
   MAX_BACKENDS,
@@ -442,8 +442,10 @@ function ruleLines(text: string): string[] {
 const mapElements = (text: string) =>
   new Set([...tableElements(text)].filter((e) => !e.startsWith("vips ") && !e.startsWith("mesh_snat ")));
 
-/** The table with every `elements = { ... }` block removed: what does not depend on the services. */
-const skeleton = (text: string) => text.replace(/\n {4}elements = \{\n[\s\S]*?\n {4}\}/g, "");
+/** The table with every `elements = { ... }` block and `size` removed: what does not depend on the
+ * number of services. */
+const skeleton = (text: string) =>
+  text.replace(/\n {4}elements = \{\n[\s\S]*?\n {4}\}/g, "").replace(/\n {4}size \d+/g, "");
 
 const many = (count: number, backends: number): Service[] =>
   Array.from({ length: count }, (_, i) => ({
@@ -480,7 +482,7 @@ test("the rule set depends on the backend counts in use, never on the number of 
   for (const n of [10, 1000]) {
     const text = renderTable(many(n, 5), SNAT);
     t.deepEqual(ruleLines(text), rules, `${n} services`);
-    t.is(skeleton(text), skeleton(first), `${n} services: nothing but elements differs`);
+    t.is(skeleton(text), skeleton(first), `${n} services: nothing but elements (and sizes) differs`);
     // per service: VIP verdict + 5 slots + its @vips address; every fourth: mesh verdict + 1 slot
     const mesh = Math.ceil(n / 4) * 2;
     t.is(tableElements(text).size, n * (1 + 5 + 1) + mesh + SNAT.length);
@@ -500,6 +502,20 @@ test("the rule set depends on the backend counts in use, never on the number of 
     };
   });
   t.is(ruleLines(renderTable(all)).length, 9 + 4 * 2 * 2 * MAX_BACKENDS, "the bound: 512 groups");
+});
+
+test("a large backend map gets a size with room to double; small ones none", async (t) => {
+  const text = renderTable(many(600, 2));
+  t.regex(
+    block(text, "map be_tcp_2"),
+    /^ {2}map be_tcp_2 \{\n {4}typeof .+\n {4}size 4096\n {4}elements = \{\n/,
+  );
+  t.false(block(text, "map mbe_tcp_1").includes("size"), "150 slots");
+  t.is(groupCapacity(SIZED_FROM - 1), undefined);
+  t.is(groupCapacity(SIZED_FROM), 2 * SIZED_FROM);
+  t.is(groupCapacity(50_000), 131_072);
+  const r = await nftCheck(text);
+  t.is(r.code, 0, r.stderr);
 });
 
 test("property: every backend owns exactly one slot per VIP and per published port, so each gets exactly 1/N of new connections", (t) => {
