@@ -1,8 +1,9 @@
 /**
  * The nftables layout of the service data plane, as names and map elements. Services live only in
  * map elements, so adding one is an element insert and the per-packet cost is a few hash lookups; the
- * rules depend only on which backend counts are in use (a "selection group" per protocol and count,
- * at most 2 × 2 × MAX_BACKENDS), never on the number of services:
+ * rules depend only on which "selection groups" are in use (one per VIPs or mesh, protocol, backend
+ * count and whether the backends keep the port: at most 2 × 2 × 2 × MAX_BACKENDS), never on the
+ * number of services:
  *
  *   prerouting:   ip daddr . meta l4proto . th dport vmap @services                 (VIPs)
  *                 fib daddr type local, not a VIP: meta l4proto . th dport vmap @mesh (routing mesh)
@@ -12,10 +13,12 @@
  *   chain lb_P_N: meta l4proto P dnat to VIP . port . (numgen random mod N) map @be_P_N
  *   chain aff_P_N: the same with (jhash ip saddr mod N)
  *   @be_P_N:      VIP . port . slot → backend . port,   slot 0..N-1
+ *   lba_P_N, affa_P_N, @bea_P_N: the same for backends on the VIP's own port (always so for the
+ *                 daemon's units): @bea_P_N maps to the backend address alone, dnat keeps the port
  *   @mesh:        proto . published port → jump mlb_P_N | jump maff_P_N | jump refuse
  *   chain mlb_P_N: ct mark |= MESH_MARK, dnat to port . (numgen random mod N) map @mbe_P_N
  *   chain maff_P_N: the same with jhash ip saddr
- *   @mbe_P_N:     published port . slot → backend . target port
+ *   @mbe_P_N:     published port . slot → backend . target port  (mbea_P_N: backend, port kept)
  *   input:        new TCP/UDP connections to @vips (every VIP address) that no VIP element took → refuse
  *   postrouting:  marked connections to a backend in @mesh_snat: snat to @mesh_snat[backend]
  *
@@ -26,16 +29,17 @@
  * and with one shared map (256 users) loading 10 000 services took 1.8 s instead of 0.5 s here. The
  * mesh has its own maps and chains for the same reason, and because its key has no address.
  *
- * Why per protocol: the verdict already knows it, so the backend maps' keys can leave it out. nft's
- * parser costs about the same per token whatever the token is, and a full load is mostly parsing
- * (10 000 services × 5 backends: 50 000 slot elements); two tokens fewer per slot took the load from
- * 535 to 485 ms here.
+ * Why per protocol, and address-only maps: nft's parser costs about the same per token whatever the
+ * token is, and a full load is mostly parsing (10 000 services × 5 backends: 50 000 slot elements).
+ * The verdict already knows the protocol, so the backend maps' keys leave it out: two tokens fewer
+ * per slot took `nft -f` of that table from 535 to 485 ms here. Backends on the port the client asked
+ * for need no port in the value: two tokens fewer again, 440 → 375 ms.
  *
  * Why only the groups in use: a full render writes the map and chains of the counts that some service
  * has, and a change that needs a group the table lacks creates it in its own transaction, before its
  * elements (renderChange). A group nobody uses any more stays until the next full render: harmless,
- * and removing it would cost every change a check. Writing all 512 chains and 256 maps into every
- * table cost 20-30 ms of each full load.
+ * and removing it would cost every change a check. Writing every possible group into every table (as
+ * this layout once did, 512 chains and 256 maps) cost 20-30 ms of each full load.
  *
  * What the data plane does, and what it relies on:
  * - nat chains see only a connection's first packet; conntrack keeps the chosen backend for the
@@ -83,21 +87,38 @@ export interface SelectionGroup {
   proto: Protocol;
   /** Backends, 1..MAX_BACKENDS. */
   count: number;
+  /** Every backend listens on the port the client asked for: the map holds addresses only. */
+  samePort: boolean;
 }
 
+const groupName = (base: string, g: SelectionGroup) =>
+  `${g.mesh ? "m" : ""}${base}${g.samePort ? "a" : ""}_${g.proto}_${g.count}`;
 /** A group's backend map; its name also identifies the group (what the programmer remembers). */
-export const groupMap = (g: SelectionGroup): string => `${g.mesh ? "mbe" : "be"}_${g.proto}_${g.count}`;
+export const groupMap = (g: SelectionGroup): string => groupName("be", g);
 /** The chain that picks a slot at random. */
-export const randomChain = (g: SelectionGroup): string => `${g.mesh ? "mlb" : "lb"}_${g.proto}_${g.count}`;
+export const randomChain = (g: SelectionGroup): string => groupName("lb", g);
 /** The chain that picks a slot by the client's address. */
-export const affinityChain = (g: SelectionGroup): string =>
-  `${g.mesh ? "maff" : "aff"}_${g.proto}_${g.count}`;
+export const affinityChain = (g: SelectionGroup): string => groupName("aff", g);
 
-const GROUP_MAP = /^(m?)be_(tcp|udp)_(\d+)$/;
+const GROUP_MAP = /^(m?)be(a?)_(tcp|udp)_(\d+)$/;
 /** The group whose backend map this is; undefined for the table's other maps. */
 export function groupOfMap(map: string): SelectionGroup | undefined {
   const m = GROUP_MAP.exec(map);
-  return m ? { mesh: m[1] === "m", proto: m[2] as Protocol, count: Number(m[3]) } : undefined;
+  if (!m) return undefined;
+  return { mesh: m[1] === "m", proto: m[3] as Protocol, count: Number(m[4]), samePort: m[2] === "a" };
+}
+
+/** The group that selects among `backends` for a VIP or published port; undefined for none. */
+export function selectionGroup(
+  mesh: boolean,
+  proto: Protocol,
+  port: number,
+  backends: readonly Backend[],
+): SelectionGroup | undefined {
+  if (backends.length === 0) return undefined;
+  let samePort = true;
+  for (const b of backends) if (b.port !== port) samePort = false;
+  return { mesh, proto, count: backends.length, samePort };
 }
 
 /** One element of one of the table's maps. `key` identifies it; `value` is what it maps to. */
@@ -107,41 +128,40 @@ export interface Element {
   value: string;
 }
 
-/** The chain a verdict jumps to for `count` backends: it encodes the count and the selection mode. */
-export function verdictChain(mesh: boolean, proto: Protocol, count: number, affinity: Affinity): string {
-  if (count === 0) return REFUSE_CHAIN;
-  const g = { mesh, proto, count };
+/** The chain a verdict jumps to: the group's, by selection mode; `refuse` without backends. */
+export function verdictChain(g: SelectionGroup | undefined, affinity: Affinity): string {
+  if (!g) return REFUSE_CHAIN;
   return affinity === "client-ip" ? affinityChain(g) : randomChain(g);
 }
 
 type Visit = (map: string, key: string, value: string) => void;
 
-/** `backend . port` of each slot, slot 0 first. */
-export const slotTargets = (backends: readonly Backend[]): string[] =>
-  slotOrder(backends).map((b) => `${b.ip} . ${b.port}`);
+/** What each slot maps to, slot 0 first: `backend . port`, or the address alone (samePort). */
+export const slotTargets = (ordered: readonly Backend[], samePort: boolean): string[] =>
+  ordered.map(samePort ? (b) => b.ip : (b) => `${b.ip} . ${b.port}`);
 
 /**
  * Calls `visit` for every map element a service owns: one verdict per VIP and per published port,
  * and N backend slots for each.
  */
 export function visitElements(s: Service, visit: Visit): void {
-  if (s.vips.length > 0) {
-    const targets = slotTargets(s.backends);
-    const n = targets.length;
-    for (const vip of s.vips) {
-      visit(SERVICES_MAP, vipKey(vip), `jump ${verdictChain(false, vip.proto, n, s.affinity)}`);
-      if (n === 0) continue;
-      const map = groupMap({ mesh: false, proto: vip.proto, count: n });
-      for (let slot = 0; slot < n; slot++) visit(map, `${vip.ip} . ${vip.port} . ${slot}`, targets[slot]!);
-    }
+  const ordered = slotOrder(s.backends);
+  for (const vip of s.vips) {
+    const g = selectionGroup(false, vip.proto, vip.port, ordered);
+    visit(SERVICES_MAP, vipKey(vip), `jump ${verdictChain(g, s.affinity)}`);
+    if (!g) continue;
+    const map = groupMap(g);
+    const targets = slotTargets(ordered, g.samePort);
+    for (let slot = 0; slot < g.count; slot++)
+      visit(map, `${vip.ip} . ${vip.port} . ${slot}`, targets[slot]!);
   }
   for (const m of s.mesh) {
-    const targets = slotTargets(m.backends);
-    const n = targets.length;
-    visit(MESH_MAP, meshKey(m), `jump ${verdictChain(true, m.proto, n, s.affinity)}`);
-    if (n === 0) continue;
-    const map = groupMap({ mesh: true, proto: m.proto, count: n });
-    for (let slot = 0; slot < n; slot++) visit(map, `${m.port} . ${slot}`, targets[slot]!);
+    const g = selectionGroup(true, m.proto, m.port, m.backends);
+    visit(MESH_MAP, meshKey(m), `jump ${verdictChain(g, s.affinity)}`);
+    if (!g) continue;
+    const map = groupMap(g);
+    const targets = slotTargets(slotOrder(m.backends), g.samePort);
+    for (let slot = 0; slot < g.count; slot++) visit(map, `${m.port} . ${slot}`, targets[slot]!);
   }
 }
 
@@ -151,25 +171,30 @@ export function elementsOf(s: Service): Element[] {
   return out;
 }
 
+/** Calls `visit` with each group the service's elements use and the slots they hold in it. */
+function visitGroups(s: Service, visit: (g: SelectionGroup) => void): void {
+  for (const v of s.vips) {
+    const g = selectionGroup(false, v.proto, v.port, s.backends);
+    if (g) visit(g);
+  }
+  for (const m of s.mesh) {
+    const g = selectionGroup(true, m.proto, m.port, m.backends);
+    if (g) visit(g);
+  }
+}
+
 /** The selection groups a service's elements use (by backend map name). */
 export function groupsOf(s: Service, into = new Set<string>()): Set<string> {
-  const n = s.backends.length;
-  if (n > 0) for (const v of s.vips) into.add(groupMap({ mesh: false, proto: v.proto, count: n }));
-  for (const m of s.mesh) {
-    if (m.backends.length > 0) into.add(groupMap({ mesh: true, proto: m.proto, count: m.backends.length }));
-  }
+  visitGroups(s, (g) => into.add(groupMap(g)));
   return into;
 }
 
 /** Adds the service's slot count in each group (by backend map name), times `sign`, to `counts`. */
 export function countSlots(s: Service, sign: 1 | -1, counts: Map<string, number>): void {
-  const add = (map: string, n: number) => counts.set(map, (counts.get(map) ?? 0) + sign * n);
-  const n = s.backends.length;
-  if (n > 0) for (const v of s.vips) add(groupMap({ mesh: false, proto: v.proto, count: n }), n);
-  for (const m of s.mesh) {
-    const k = m.backends.length;
-    if (k > 0) add(groupMap({ mesh: true, proto: m.proto, count: k }), k);
-  }
+  visitGroups(s, (g) => {
+    const map = groupMap(g);
+    counts.set(map, (counts.get(map) ?? 0) + sign * g.count);
+  });
 }
 
 /** Backend maps this large in a full render get a fixed size (see groupCapacity). */

@@ -19,12 +19,13 @@ import {
   SERVICES_MAP,
   type SelectionGroup,
   SNAT_MAP,
+  selectionGroup,
   slotTargets,
   TABLE,
   VIPS_SET,
   verdictChain,
 } from "./layout.js";
-import type { Service, SnatEntry } from "./model.js";
+import { type Affinity, type Service, type SnatEntry, slotOrder } from "./model.js";
 
 const VIP_KEY_EXPR = "ip daddr . meta l4proto . th dport";
 const MESH_KEY_EXPR = "meta l4proto . th dport";
@@ -75,11 +76,13 @@ const mapLines = (
   "  }",
 ];
 
-/** The backend map's declaration: the key leaves out the protocol, which the group fixes. */
+/** The backend map's declaration: the key leaves out the protocol, which the group fixes; the value
+ * leaves out the port when the backends listen on the one asked for (dnat then keeps it). */
 function groupMapHeader(g: SelectionGroup): string {
   // typeof needs an expression for the slot; the modulus shown is only documentation.
   const key = g.mesh ? "th dport" : "ip daddr . th dport";
-  return `typeof ${key} . numgen random mod ${g.count} : ip daddr . th dport`;
+  const value = g.samePort ? "ip daddr" : "ip daddr . th dport";
+  return `typeof ${key} . numgen random mod ${g.count} : ${value}`;
 }
 
 /** The group's two selection chains, as [name, rule] pairs; each chain ends in `goto refuse`. */
@@ -157,15 +160,28 @@ function renderBaseChains(): string[] {
   ];
 }
 
-/** Groups in a fixed order (VIPs first, then by protocol and count), so the text depends only on
- * the set of services. */
+/** Groups in a fixed order (VIPs first, then by protocol, count, and address-only last), so the text
+ * depends only on the set of services. */
 function byGroupOrder(a: SelectionGroup, b: SelectionGroup): number {
   return (
     Number(a.mesh) - Number(b.mesh) ||
     (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0) ||
-    a.count - b.count
+    a.count - b.count ||
+    Number(a.samePort) - Number(b.samePort)
   );
 }
+
+/** A group of the full render: its elements, and the verdict text that jumps to it. */
+interface GroupText {
+  g: SelectionGroup;
+  lines: ElementLines;
+  /** " : jump lb_..." and " : jump aff_...", built once per group rather than once per VIP. */
+  random: string;
+  affinity: string;
+}
+const REFUSE_VERDICT = ` : jump ${REFUSE_CHAIN}`;
+const verdictText = (t: GroupText | undefined, affinity: Affinity) =>
+  t === undefined ? REFUSE_VERDICT : affinity === "client-ip" ? t.affinity : t.random;
 
 /** Services by id, without copying when they already are (the usual case for a large sync). */
 function byId(services: readonly Service[]): readonly Service[] {
@@ -185,50 +201,43 @@ export function renderTable(services: readonly Service[], snat: readonly SnatEnt
   const meshLines = new ElementLines();
   const vipLines = new ElementLines();
   const vips = new Set<string>();
-  const groups = new Map<string, { g: SelectionGroup; lines: ElementLines }>();
-  const verdicts = new Map<string, string>();
-  const groupFor = (mesh: boolean, proto: Service["mesh"][number]["proto"], count: number) => {
-    const g = { mesh, proto, count };
+  const groups = new Map<string, GroupText>();
+  const groupText = (g: SelectionGroup | undefined): GroupText | undefined => {
+    if (!g) return undefined;
     const name = groupMap(g);
-    let entry = groups.get(name);
-    if (!entry) {
-      entry = { g, lines: new ElementLines() };
-      groups.set(name, entry);
+    let t = groups.get(name);
+    if (!t) {
+      const random = ` : jump ${verdictChain(g, "none")}`;
+      t = { g, lines: new ElementLines(), random, affinity: ` : jump ${verdictChain(g, "client-ip")}` };
+      groups.set(name, t);
     }
-    return entry.lines;
-  };
-  const verdict = (mesh: boolean, proto: Service["mesh"][number]["proto"], n: number, s: Service) => {
-    const id = `${mesh ? "m" : ""}${proto}${n}${s.affinity}`;
-    let text = verdicts.get(id);
-    if (text === undefined) {
-      text = ` : jump ${verdictChain(mesh, proto, n, s.affinity)}`;
-      verdicts.set(id, text);
-    }
-    return text;
+    return t;
   };
   for (const s of byId(services)) {
-    if (s.vips.length > 0) {
-      const targets = slotTargets(s.backends);
-      const n = targets.length;
-      for (const v of s.vips) {
-        serviceLines.add(`${v.ip} . ${v.proto} . ${v.port}${verdict(false, v.proto, n, s)}`);
-        if (!vips.has(v.ip)) {
-          vips.add(v.ip);
-          vipLines.add(v.ip);
-        }
-        if (n === 0) continue;
-        const lines = groupFor(false, v.proto, n);
-        const prefix = `${v.ip} . ${v.port} . `;
-        for (let slot = 0; slot < n; slot++) lines.add(`${prefix}${slot} : ${targets[slot]}`);
+    const ordered = slotOrder(s.backends);
+    let targets: string[] = [];
+    let targetsSamePort: boolean | undefined;
+    for (const v of s.vips) {
+      const t = groupText(selectionGroup(false, v.proto, v.port, ordered));
+      serviceLines.add(`${v.ip} . ${v.proto} . ${v.port}${verdictText(t, s.affinity)}`);
+      if (!vips.has(v.ip)) {
+        vips.add(v.ip);
+        vipLines.add(v.ip);
       }
+      if (!t) continue;
+      if (targetsSamePort !== t.g.samePort) {
+        targets = slotTargets(ordered, t.g.samePort);
+        targetsSamePort = t.g.samePort;
+      }
+      const prefix = `${v.ip} . ${v.port} . `;
+      for (let slot = 0; slot < t.g.count; slot++) t.lines.add(`${prefix}${slot} : ${targets[slot]}`);
     }
     for (const m of s.mesh) {
-      const targets = slotTargets(m.backends);
-      const n = targets.length;
-      meshLines.add(`${m.proto} . ${m.port}${verdict(true, m.proto, n, s)}`);
-      if (n === 0) continue;
-      const lines = groupFor(true, m.proto, n);
-      for (let slot = 0; slot < n; slot++) lines.add(`${m.port} . ${slot} : ${targets[slot]}`);
+      const t = groupText(selectionGroup(true, m.proto, m.port, m.backends));
+      meshLines.add(`${m.proto} . ${m.port}${verdictText(t, s.affinity)}`);
+      if (!t) continue;
+      const mine = slotTargets(slotOrder(m.backends), t.g.samePort);
+      for (let slot = 0; slot < t.g.count; slot++) t.lines.add(`${m.port} . ${slot} : ${mine[slot]}`);
     }
   }
   const snatLines = new ElementLines();

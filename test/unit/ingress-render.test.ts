@@ -117,7 +117,7 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
     `  map services {
     type ipv4_addr . inet_proto . inet_service : verdict
     elements = {
-      10.20.0.250 . tcp . 80 : jump lb_tcp_2, 10.20.0.250 . udp . 53 : jump lb_udp_2, 10.20.0.251 . tcp . 443 : jump aff_tcp_3, 10.20.0.252 . tcp . 80 : jump refuse, 10.20.0.253 . tcp . 80 : jump lb_tcp_1
+      10.20.0.250 . tcp . 80 : jump lb_tcp_2, 10.20.0.250 . udp . 53 : jump lb_udp_2, 10.20.0.251 . tcp . 443 : jump aff_tcp_3, 10.20.0.252 . tcp . 80 : jump refuse, 10.20.0.253 . tcp . 80 : jump lba_tcp_1
     }
   }`,
   );
@@ -146,10 +146,19 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
   t.is(block(text, "map be_tcp_4"), "no block map be_tcp_4");
   t.is(block(text, "chain lb_udp_3"), "no block chain lb_udp_3");
   t.deepEqual(
-    [...text.matchAll(/^ {2}(?:map|chain) ((?:m?be|m?lb|m?aff)_\S+) \{$/gm)].map((m) => m[1]),
+    [...text.matchAll(/^ {2}(?:map|chain) ((?:m?be|m?lb|m?aff)a?_\S+) \{$/gm)].map((m) => m[1]),
     [
-      ...["be_tcp_1", "be_tcp_2", "be_tcp_3", "be_udp_2", "mbe_tcp_1", "mbe_tcp_2"],
-      ...["lb_tcp_1", "aff_tcp_1", "lb_tcp_2", "aff_tcp_2", "lb_tcp_3", "aff_tcp_3", "lb_udp_2", "aff_udp_2"],
+      ...["bea_tcp_1", "be_tcp_2", "be_tcp_3", "be_udp_2", "mbe_tcp_1", "mbe_tcp_2"],
+      ...[
+        "lba_tcp_1",
+        "affa_tcp_1",
+        "lb_tcp_2",
+        "aff_tcp_2",
+        "lb_tcp_3",
+        "aff_tcp_3",
+        "lb_udp_2",
+        "aff_udp_2",
+      ],
       ...["mlb_tcp_1", "maff_tcp_1", "mlb_tcp_2", "maff_tcp_2"],
     ],
   );
@@ -201,6 +210,8 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
       block(text, "chain lb_udp_2"),
       block(text, "chain mlb_tcp_2"),
       block(text, "chain maff_tcp_2"),
+      block(text, "map bea_tcp_1"),
+      block(text, "chain lba_tcp_1"),
     ].join("\n"),
     `  chain refuse {
     meta l4proto tcp reject with tcp reset
@@ -243,6 +254,16 @@ test("golden: the service-dependent blocks and the fixed chains of a small state
   }
   chain maff_tcp_2 {
     meta l4proto tcp ct mark set ct mark | 0x01000000 dnat to th dport . jhash ip saddr mod 2 seed 0x74726c73 map @mbe_tcp_2
+    goto refuse
+  }
+  map bea_tcp_1 {
+    typeof ip daddr . th dport . numgen random mod 1 : ip daddr
+    elements = {
+      10.20.0.253 . 80 . 0 : 10.20.0.8
+    }
+  }
+  chain lba_tcp_1 {
+    meta l4proto tcp dnat to ip daddr . th dport . numgen random mod 1 map @bea_tcp_1
     goto refuse
   }`,
   );
@@ -392,15 +413,30 @@ const sharedVipArb: fc.Arbitrary<Vip> = fc.record({
   port: fc.constantFrom(53, 80, 443),
   proto: fc.constantFrom("tcp" as const, "udp" as const),
 });
-const serviceFields = fc.record({
-  vips: fc.uniqueArray(fc.oneof(vipArb, sharedVipArb), {
-    maxLength: 3,
-    selector: (v) => `${v.ip}/${v.port}/${v.proto}`,
-  }),
-  backends: backendsArb,
-  mesh: fc.uniqueArray(meshArb, { maxLength: 2, selector: (m) => `${m.proto}/${m.port}` }),
-  affinity: fc.constantFrom("none" as const, "client-ip" as const),
-});
+/** Backends on `port` only: the daemon's VIP units (and published ports that keep their port). */
+const onPort = (backends: Backend[], port: number) => [
+  ...new Map(backends.map((b) => [b.ip, { ip: b.ip, port }])).values(),
+];
+const serviceFields = fc
+  .record({
+    vips: fc.uniqueArray(fc.oneof(vipArb, sharedVipArb), {
+      maxLength: 3,
+      selector: (v) => `${v.ip}/${v.port}/${v.proto}`,
+    }),
+    backends: backendsArb,
+    mesh: fc.uniqueArray(meshArb, { maxLength: 2, selector: (m) => `${m.proto}/${m.port}` }),
+    affinity: fc.constantFrom("none" as const, "client-ip" as const),
+    samePort: fc.boolean(),
+  })
+  .map(({ samePort, ...f }) =>
+    samePort
+      ? {
+          ...f,
+          backends: f.vips[0] ? onPort(f.backends, f.vips[0].port) : f.backends,
+          mesh: f.mesh.map((m) => ({ ...m, backends: onPort(m.backends, m.port) })),
+        }
+      : f,
+  );
 const vipId = (v: Vip) => `${v.ip}/${v.port}/${v.proto}`;
 const meshId = (m: MeshPort) => `${m.proto}/${m.port}`;
 /** Services with distinct ids and no VIP or published port claimed twice. */
@@ -501,7 +537,11 @@ test("the rule set depends on the backend counts in use, never on the number of 
       affinity: "none",
     };
   });
-  t.is(ruleLines(renderTable(all)).length, 9 + 4 * 2 * 2 * MAX_BACKENDS, "the bound: 512 groups");
+  t.is(
+    ruleLines(renderTable(all)).length,
+    9 + 4 * 2 * 2 * MAX_BACKENDS,
+    "with the backends on the port: 512 of the 1 024 possible groups",
+  );
 });
 
 test("a large backend map gets a size with room to double; small ones none", async (t) => {
@@ -527,33 +567,41 @@ test("property: every backend owns exactly one slot per VIP and per published po
         const els = elementsOf(s);
         for (const v of s.vips) {
           // every slot of this VIP, in whichever map of its protocol
+          // backends on the VIP's own port: the address-only group ("a"), the port is kept
+          const a = n > 0 && s.backends.every((b) => b.port === v.port) ? "a" : "";
+          const target = (b: Backend) => (a ? b.ip : `${b.ip} . ${b.port}`);
           const prefix = `${v.ip} . ${v.port} . `;
-          const slots = els.filter((e) => e.map.startsWith(`be_${v.proto}_`) && e.key.startsWith(prefix));
+          const mine = new RegExp(`^bea?_${v.proto}_`);
+          const slots = els.filter((e) => mine.test(e.map) && e.key.startsWith(prefix));
           if (slots.length !== n) return false;
-          if (n > 0 && slots.some((e) => e.map !== `be_${v.proto}_${n}`)) return false;
+          if (n > 0 && slots.some((e) => e.map !== `be${a}_${v.proto}_${n}`)) return false;
           const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
           if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
           const targets = new Set(slots.map((e) => e.value));
           if (targets.size !== n) return false;
-          if (!s.backends.every((b) => targets.has(`${b.ip} . ${b.port}`))) return false;
+          if (!s.backends.every((b) => targets.has(target(b)))) return false;
           const verdict = els.find(
             (e) => e.map === "services" && e.key === `${v.ip} . ${v.proto} . ${v.port}`,
           );
-          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "aff" : "lb"}_${v.proto}_${n}`;
+          const mode = s.affinity === "client-ip" ? "aff" : "lb";
+          const chain = n === 0 ? "refuse" : `${mode}${a}_${v.proto}_${n}`;
           if (verdict?.value !== `jump ${chain}`) return false;
         }
         for (const m of s.mesh) {
           const n = m.backends.length;
+          const a = n > 0 && m.backends.every((b) => b.port === m.port) ? "a" : "";
+          const target = (b: Backend) => (a ? b.ip : `${b.ip} . ${b.port}`);
           const prefix = `${m.port} . `;
-          const slots = els.filter((e) => e.map.startsWith(`mbe_${m.proto}_`) && e.key.startsWith(prefix));
-          if (slots.length !== n || slots.some((e) => e.map !== `mbe_${m.proto}_${n}`)) return false;
+          const mine = new RegExp(`^mbea?_${m.proto}_`);
+          const slots = els.filter((e) => mine.test(e.map) && e.key.startsWith(prefix));
+          if (slots.length !== n || slots.some((e) => e.map !== `mbe${a}_${m.proto}_${n}`)) return false;
           const slotNumbers = slots.map((e) => Number(e.key.slice(prefix.length))).sort((a, b) => a - b);
           if (slotNumbers.join() !== Array.from({ length: n }, (_, i) => i).join()) return false;
           const targets = new Set(slots.map((e) => e.value));
-          if (targets.size !== n || !m.backends.every((b) => targets.has(`${b.ip} . ${b.port}`)))
-            return false;
+          if (targets.size !== n || !m.backends.every((b) => targets.has(target(b)))) return false;
           const verdict = els.find((e) => e.map === "mesh" && e.key === `${m.proto} . ${m.port}`)?.value;
-          const chain = n === 0 ? "refuse" : `${s.affinity === "client-ip" ? "maff" : "mlb"}_${m.proto}_${n}`;
+          const mode = s.affinity === "client-ip" ? "maff" : "mlb";
+          const chain = n === 0 ? "refuse" : `${mode}${a}_${m.proto}_${n}`;
           if (verdict !== `jump ${chain}`) return false;
         }
       }
