@@ -3,7 +3,8 @@
  * ruleset (a chain per service and per endpoint, `statistic` random selection), in the same run.
  *   1. rule programming: N services × B backends from nothing, and one service change at N, both through
  *      lib/ingress's ServiceProgrammer with a process per transaction (nftApply) and with a long-lived
- *      nft (lib/kernel/nft-session.ts), each in its own namespace;
+ *      nft (lib/kernel/nft-session.ts), each in its own namespace; the full programming once more with
+ *      the backends on the VIP's own port, as in the daemon's units (address-only backend maps);
  *   2. per-connection cost: new TCP connections/s through one VIP at a small and a large N.
  * A script, not a test: it prints what it measured and never fails on timing. Needs root.
  *
@@ -27,9 +28,8 @@ import { cpus, loadavg, release } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Service, validateServices } from "../lib/ingress/model.js";
+import type { Service } from "../lib/ingress/model.js";
 import { type ProgramResult, ServiceProgrammer } from "../lib/ingress/programmer.js";
-import { renderTable } from "../lib/ingress/render.js";
 import { nftApply, nftVersion } from "../lib/kernel/nft.js";
 import { createNftSession } from "../lib/kernel/nft-session.js";
 import { Lab, waitFor } from "../test/helpers/lab.js";
@@ -116,15 +116,21 @@ function options(argv: string[]): Options {
 
 // --- the two rulesets ------------------------------------------------------------------------------
 
-/** N services; the one in the middle (the measured VIP) has the real backends, the others fake ones. */
-function benchServices(count: number, backends: number): { services: Service[]; measured: Service } {
+/** N services; the one in the middle (the measured VIP) has the real backends, the others fake ones.
+ * The VIPs answer on port 80 and the backends listen on PORT (dnat rewrites the port), unless `vipPort`
+ * says otherwise: the daemon's units have the backends on the VIP's own port. */
+function benchServices(
+  count: number,
+  backends: number,
+  vipPort = 80,
+): { services: Service[]; measured: Service } {
   const mid = Math.floor(count / 2);
   const services = Array.from(
     { length: count },
     (_, i): Service => ({
       id: i,
       name: `svc${i}`,
-      vips: [{ ip: `10.96.${i >> 8}.${i & 255}`, port: 80, proto: "tcp" }],
+      vips: [{ ip: `10.96.${i >> 8}.${i & 255}`, port: vipPort, proto: "tcp" }],
       backends: Array.from({ length: backends }, (_, j) =>
         i === mid
           ? { ip: `10.79.0.${11 + j}`, port: PORT }
@@ -364,7 +370,9 @@ interface Samples {
 }
 
 interface Programming {
-  render: number[];
+  /** The JavaScript part of a full programming: sync() into an empty programmer whose apply does
+   * nothing (validation, copies, render, bookkeeping). */
+  js: number[];
   trellis: Record<Applier, Samples>;
   /** The session's first transaction (an empty table's delete), nft's start included. */
   sessionStart: number[];
@@ -373,7 +381,7 @@ interface Programming {
 }
 
 const emptyProgramming = (): Programming => ({
-  render: [],
+  js: [],
   trellis: { "nft -f": { full: [], changes: {} }, session: { full: [], changes: {} } },
   sessionStart: [],
   ipFull: [],
@@ -416,12 +424,8 @@ async function programTrellis(
   try {
     p.sessionStart.push(await timeIt(() => programmers.session.clear()));
     for (let i = 0; i < o.rounds; i++) {
-      p.render.push(
-        await timeIt(async () => {
-          validateServices(services);
-          renderTable(services);
-        }),
-      );
+      const dry = new ServiceProgrammer({ nftApply: async () => {} });
+      p.js.push(await timeIt(() => dry.sync(services)));
       for (const a of APPLIERS) await programmers[a].clear();
       await sleep(1000); // let the kernel free the old tables outside the timing
       for (const a of inTurn(i)) {
@@ -480,7 +484,12 @@ function spread(xs: readonly number[] | undefined): string {
   return [0.5, 0.9, 0.99].map((q) => fmtStat(quantile(sorted, q))).join(" / ");
 }
 
-function report(o: Options, p: Programming, small: Programming, perConn: PerConnection): string {
+function report(
+  o: Options,
+  runs: Record<"big" | "small" | "samePort", Programming>,
+  perConn: PerConnection,
+): string {
+  const { big: p, small } = runs;
   const ipt = `iptables-${o.iptables}`;
   const w = [33, 22, 22, 22, 8];
   const t = p.trellis;
@@ -499,7 +508,17 @@ function report(o: Options, p: Programming, small: Programming, perConn: PerConn
       ],
       w,
     ),
-    row([`  of which validate + render (JS)`, spread(p.render), "", "", ""], w),
+    row([`  of which JS (sync, no-op apply)`, spread(p.js), "", "", ""], w),
+    row(
+      [
+        "  backends on the VIP's port",
+        spread(runs.samePort.trellis["nft -f"].full),
+        spread(runs.samePort.trellis.session.full),
+        "",
+        "≤ 500",
+      ],
+      w,
+    ),
   ];
   for (const name of CHANGES) {
     const cells = [
@@ -643,8 +662,13 @@ async function main(o: Options): Promise<void> {
     await programIptables(routers[`${ipt}-small`]!, small.services, smallRuns, pSmall);
     await programTrellis(await nsOf(routers["trellis-big"], "tbs"), big.services, o, pBig);
     await programIptables(routers[`${ipt}-big`]!, big.services, o, pBig);
+    // the same size with the backends on the VIP's port, full programming only, in namespaces of its own
+    const same = benchServices(o.services, o.backends, PORT).services;
+    const pSame = emptyProgramming();
+    const sameNs = { "nft -f": await sessionNs("tsp1"), session: await sessionNs("tsp2") };
+    await programTrellis(sameNs, same, { ...o, changes: 0 }, pSame);
     const perConn = await measureConnections(lab, routers, { big, small }, o);
-    console.log(report(o, pBig, pSmall, perConn));
+    console.log(report(o, { big: pBig, small: pSmall, samePort: pSame }, perConn));
     say(`load at end ${load()}`);
   } finally {
     await lab.destroy();

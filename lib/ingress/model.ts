@@ -162,12 +162,17 @@ export interface Owners {
   mesh: Map<string, number>;
 }
 
-/** validateServices(), returning the owners it had to find anyway (the programmer keeps them). */
-export function indexServices(services: readonly Service[]): Owners {
+/**
+ * validateServices(), returning the owners it had to find anyway (the programmer keeps them).
+ * `valid(i)`: service i passed validateService() before and has not changed since (the programmer's
+ * copy of it): only the checks between services are made for it.
+ */
+export function indexServices(services: readonly Service[], valid?: (i: number) => boolean): Owners {
   const names = new Map<number, string>();
   const owners: Owners = { vips: new Map(), mesh: new Map() };
-  for (const s of services) {
-    validateService(s);
+  for (let i = 0; i < services.length; i++) {
+    const s = services[i]!;
+    if (!valid?.(i)) validateService(s);
     const other = names.get(s.id);
     if (other !== undefined) throw invalid(`services ${other} and ${s.name} both have id ${s.id}`);
     names.set(s.id, s.name);

@@ -59,6 +59,7 @@ const sameBackend = (x: Backend, y: Backend) => x.ip === y.ip && x.port === y.po
 /** Field by field, order included: a sync of 10 000 services, one of them changed, renders one. */
 function sameService(a: Service, b: Service): boolean {
   return (
+    a.name === b.name &&
     a.affinity === b.affinity &&
     sameList(a.vips, b.vips, (x, y) => x.ip === y.ip && x.port === y.port && x.proto === y.proto) &&
     sameList(a.backends, b.backends, sameBackend) &&
@@ -141,29 +142,37 @@ export class ServiceProgrammer {
 
   /** Makes the desired state exactly `services`; one transaction for everything that changed. */
   async sync(services: readonly Service[]): Promise<ProgramResult> {
-    const owners = indexServices(services);
-    const copies = services.map(clone);
+    // A service equal to the desired one keeps that copy (copies are never changed) and is not
+    // validated again: the daemon syncs every service for each change, and copying and checking
+    // 10 000 of them was most of such a call.
+    const kept = services.map((s) => {
+      const old = this.desired.get(s.id);
+      return old && sameService(old, s) ? old : undefined;
+    });
+    const owners = indexServices(services, (i) => kept[i] !== undefined);
+    const copies = services.map((s, i) => kept[i] ?? clone(s));
     return this.serial(() => {
-      // Only what differs from the desired state so far: the rest is already in the kernel, or the
-      // table is rendered whole anyway.
-      const touched = new Set<number>();
-      if (this.applied) {
-        for (const id of this.desired.keys()) touched.add(id);
-        for (const s of copies) {
-          const old = this.desired.get(s.id);
-          if (old && sameService(old, s)) touched.delete(s.id);
-          else touched.add(s.id);
-        }
-      }
-      this.desired.clear();
-      this.desiredVips.clear();
+      // Only what differs from the desired state so far is rendered (or the whole table, if unknown).
+      const touched: number[] = [];
+      const incoming = new Set<number>();
       for (const s of copies) {
+        incoming.add(s.id);
+        const old = this.desired.get(s.id);
+        if (old === s || (old && sameService(old, s))) continue;
+        touched.push(s.id);
+        if (old) this.desiredVips.removeService(old);
         this.desired.set(s.id, s);
         this.desiredVips.addService(s);
       }
+      for (const [id, old] of this.desired) {
+        if (incoming.has(id)) continue;
+        touched.push(id);
+        this.desiredVips.removeService(old);
+        this.desired.delete(id);
+      }
       this.vipOwner = owners.vips;
       this.meshOwner = owners.mesh;
-      return this.program([...touched]);
+      return this.program(touched);
     });
   }
 
@@ -300,25 +309,47 @@ export class ServiceProgrammer {
       this.opts.log?.info("a sized backend map would overflow: full render");
       return this.full();
     }
-    const parts: string[] = [];
+    // Every deletion first, whichever service it belongs to: a VIP or port that moves from one service
+    // to another in the same transaction must leave before it arrives.
+    const deletes: string[] = [];
+    const adds: string[] = [];
+    const sortLines = (part: string) => {
+      for (const line of part.split("\n")) {
+        if (line !== "") (line.startsWith("delete ") ? deletes : adds).push(line);
+      }
+    };
     const changed: number[] = [];
     const groups = new Set(applied.groups);
     for (const id of ids) {
       const part = renderChange(applied.services.get(id), this.desired.get(id), groups);
       if (part === "") continue;
-      parts.push(part);
+      sortLines(part);
       changed.push(id);
     }
-    const vips = this.vipChange(applied, ids);
-    parts.push(renderVipChange(vips));
-    const script = parts.join("");
-    if (script === "") return { mode: "none", services: 0 };
+    sortLines(renderVipChange(this.vipChange(applied, ids)));
+    const script = deletes.length + adds.length > 0 ? `${[...deletes, ...adds].join("\n")}\n` : "";
+    if (script === "") {
+      this.remember(applied, ids, groups, grown); // e.g. a new name: nothing for the kernel
+      return { mode: "none", services: 0 };
+    }
     try {
       await this.opts.nftApply(script, this.opts.nftOptions);
     } catch (err) {
       this.opts.log?.warn({ err, services: changed }, "service table diff failed; full resync");
       return { ...(await this.full()), recovered: messageOf(err) };
     }
+    this.remember(applied, ids, groups, grown);
+    return { mode: "diff", services: changed.length };
+  }
+
+  /** Records the given services' desired state as applied, with the groups the table now holds and
+   * the sized maps' new counts. */
+  private remember(
+    applied: Applied,
+    ids: readonly number[],
+    groups: Set<string>,
+    grown: Map<string, number>,
+  ) {
     // Every touched service, changed in the kernel or not: its VIP addresses are now counted.
     for (const id of ids) {
       const before = applied.services.get(id);
@@ -334,7 +365,6 @@ export class ServiceProgrammer {
       const sized = applied.sized.get(map);
       if (sized) sized.count += n;
     }
-    return { mode: "diff", services: changed.length };
   }
 
   /** How the given services' change moves each backend map's element count; undefined when it would

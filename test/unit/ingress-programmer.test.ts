@@ -202,7 +202,7 @@ test("selection groups: only those in use are rendered; a change creates a missi
   t.deepEqual(await p.upsert(svc(1, 3, "client-ip")), { mode: "diff", services: 1 });
   t.regex(
     nft.scripts[1]!,
-    /^create map ip trellis_svc be_tcp_3 \{ .+; \}\ncreate chain ip trellis_svc lb_tcp_3\n/,
+    /^create map ip trellis_svc be_tcp_3 \{ .+; \}\ncreate chain ip trellis_svc lb_tcp_3\n/m,
   );
   t.true(nft.objects.has("chain aff_tcp_3"));
   t.deepEqual(await p.upsert(svc(2, 3)), { mode: "diff", services: 1 });
@@ -214,7 +214,7 @@ test("selection groups: only those in use are rendered; a change creates a missi
   t.deepEqual(groups(), ["map be_tcp_1", "map be_tcp_3"]);
   // after a full render the programmer knows be_tcp_2 is gone: using it again creates it again
   t.deepEqual(await p.upsert(svc(3, 2)), { mode: "diff", services: 1 });
-  t.regex(nft.scripts.at(-1)!, /^create map ip trellis_svc be_tcp_2 /);
+  t.regex(nft.scripts.at(-1)!, /^create map ip trellis_svc be_tcp_2 /m);
   // a group that exists behind the programmer's back: its create fails, a full resync repairs
   await nft.apply("create map ip trellis_svc be_tcp_4 { typeof x; }\n");
   const r = await p.upsert(svc(3, 4));
@@ -236,6 +236,15 @@ test("sync() renders only the services that differ from the last call", async (t
   t.deepEqual(await p.sync(reordered), { mode: "none", services: 0 });
   t.deepEqual(await p.sync(next.slice(1)), { mode: "diff", services: 1 });
   t.true(inSync(next.slice(1)));
+  // an unchanged service is not validated again, but still checked against the others
+  const thief = { ...svc(60, 1), vips: next[1]!.vips };
+  await t.throwsAsync(p.sync([...next.slice(1), thief]), { message: /svc2 and svc60 both claim/ });
+  // a new name alone changes nothing in the kernel, and is kept
+  t.deepEqual(await p.sync(next.slice(1).map((s) => ({ ...s, name: `renamed${s.id}` }))), {
+    mode: "none",
+    services: 0,
+  });
+  t.is(p.appliedServices()?.find((s) => s.id === 2)?.name, "renamed2");
 });
 
 test("a backend map that a full render sized is never overfilled: the change that would do it renders the table anew", async (t) => {
