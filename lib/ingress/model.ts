@@ -63,9 +63,9 @@ export interface Service {
 }
 
 /**
- * Most healthy backends one service may have. The table holds one selection chain pair and one
- * backend map per possible count, so this bounds the (constant) size of the ruleset; raising it
- * makes every change transaction a little slower (nft reads the table's object list first).
+ * Most healthy backends one service may have. The table holds a selection chain pair and a backend
+ * map for each count in use (layout.ts), so this bounds the size of the ruleset, which never depends
+ * on the number of services.
  */
 export const MAX_BACKENDS = 128;
 
