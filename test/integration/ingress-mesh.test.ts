@@ -13,8 +13,9 @@ import { renderFirewall } from "../../lib/bridge/firewall.js";
 import type { Service } from "../../lib/ingress/model.js";
 import { ServiceProgrammer } from "../../lib/ingress/programmer.js";
 import { nftApply } from "../../lib/kernel/nft.js";
-import { Lab, type LabHost, waitFor } from "../helpers/lab.js";
+import { Lab, type LabHost } from "../helpers/lab.js";
 import { run } from "../helpers/proc.js";
+import { type Counts, connections as countConnections, startBackend } from "../helpers/svc-traffic.js";
 
 const NET = "10.78.0";
 const GATEWAY_MAC = "02:00:0a:4e:00:01";
@@ -28,42 +29,6 @@ const MESH_EMPTY = 30081;
 const MESH_REMOTE = 30082;
 /** bit 24: lib/ingress/layout.ts MESH_MARK, as conntrack prints it */
 const MARK = "mark=16777216";
-
-/** TCP greets and UDP answers with "<marker> <client address as the server sees it>". */
-const SERVER = `
-import net from "node:net"; import dgram from "node:dgram";
-const [marker, port] = process.argv.slice(1);
-let up = 0; const ready = () => { if (++up === 2) console.log("ready"); };
-net.createServer((s) => { s.on("error", () => {}); s.end(marker + " " + s.remoteAddress + "\\n"); })
-  .listen(+port, "0.0.0.0", ready);
-const u = dgram.createSocket("udp4"); u.on("message", (m, r) => u.send(marker + " " + r.address + "\\n", r.port, r.address));
-u.bind(+port, "0.0.0.0", ready);`;
-
-/** COUNT new connections (4 at a time) to IP:PORT; prints {"lines":{...},"errors":{...}}. */
-const COUNTER = `
-import net from "node:net"; import dgram from "node:dgram";
-const [proto, ip, port, count, timeout] = process.argv.slice(1);
-const lines = {}, errors = {}; let started = 0;
-const tally = (o, k) => { o[k] = (o[k] ?? 0) + 1; };
-const one = () => new Promise((done) => {
-  let settled = false; let sock;
-  const end = (kind, key) => { if (settled) return; settled = true; clearTimeout(timer);
-    tally(kind === "ok" ? lines : errors, key); if (proto === "tcp") sock.destroy(); else sock.close(); done(); };
-  const timer = setTimeout(() => end("err", "timeout"), +timeout);
-  if (proto === "tcp") {
-    sock = net.connect(+port, ip); let buf = "";
-    sock.on("data", (d) => { buf += d; if (buf.includes("\\n")) end("ok", buf.split("\\n")[0]); });
-    sock.on("error", (e) => end("err", e.code ?? e.message));
-  } else {
-    sock = dgram.createSocket("udp4");
-    sock.on("message", (m) => end("ok", String(m).trim()));
-    sock.on("error", (e) => end("err", e.code ?? e.message));
-    sock.connect(+port, ip, () => sock.send("q"));
-  }
-});
-const worker = async () => { while (started < +count) { started++; await one(); } };
-await Promise.all(Array.from({ length: 4 }, worker));
-console.log(JSON.stringify({ lines, errors }));`;
 
 interface Bed {
   lab: Lab;
@@ -126,18 +91,6 @@ async function container(lab: Lab, host: LabHost, name: string, n: number): Prom
   return ns;
 }
 
-async function serve(lab: Lab, ns: string, marker: string, port: number): Promise<void> {
-  const child = lab.spawnIn(ns, [
-    process.execPath,
-    "--input-type=module",
-    "-e",
-    SERVER,
-    marker,
-    String(port),
-  ]);
-  await waitFor(() => lab.output(child).includes("ready"), { timeoutMs: 10_000, what: `server ${marker}` });
-}
-
 const backend = (n: number) => ({ ip: `${NET}.${n}`, port: PORT });
 
 test.before(async () => {
@@ -152,9 +105,9 @@ test.before(async () => {
     await ip(["-n", h1.ns, "link", "add", "wire", "type", "veth", "peer", "name", "wire", "netns", h2.ns]);
     for (const h of [h1, h2]) await ip(["-n", h.ns, "link", "set", "wire", "master", "br0", "up"]);
     const client = await container(lab, h1, "cl", 2);
-    for (const n of [11, 12]) await serve(lab, await container(lab, h1, `be${n}`, n), `be${n}`, PORT);
+    for (const n of [11, 12]) await startBackend(lab, await container(lab, h1, `be${n}`, n), `be${n}`, PORT);
     const remote = await container(lab, h2, "rb21", 21);
-    await serve(lab, remote, "rb21", PORT);
+    await startBackend(lab, remote, "rb21", PORT);
     // h1's mesh port: the mesh address on a veth of its own, the peer on the bridge
     await ip([
       "-n",
@@ -200,7 +153,7 @@ test.before(async () => {
       "permanent",
     ]);
     // a service of the host itself, which must not answer on a VIP
-    await serve(lab, h1.ns, "host", 9999);
+    await startBackend(lab, h1.ns, "host", 9999);
 
     const netns = `/run/netns/${h1.ns}`;
     const firewall = renderFirewall({
@@ -258,12 +211,8 @@ test.after.always(async () => {
   await bed?.lab.destroy();
 });
 
-interface Counts {
-  lines: Record<string, number>;
-  errors: Record<string, number>;
-}
-
-async function connections(
+/** COUNT new connections (4 at a time) from ns to dest:port. */
+function connections(
   ns: string,
   proto: "tcp" | "udp",
   dest: string,
@@ -271,29 +220,16 @@ async function connections(
   count: number,
   timeoutMs = 3000,
 ) {
-  const argv = [
-    process.execPath,
-    "--input-type=module",
-    "-e",
-    COUNTER,
-    proto,
-    dest,
-    String(port),
-    String(count),
-    String(timeoutMs),
-  ];
-  const r = await bed!.lab.exec(ns, argv, { timeoutMs: 120_000 });
-  return JSON.parse(r.stdout) as Counts;
+  return countConnections(bed!.lab, ns, { proto, ip: dest, port, count, conc: 4, timeoutMs });
 }
 
-/** "marker address" lines → the markers seen and the client addresses the servers saw. */
+/** The markers of the servers that answered and the client addresses they saw. */
 function seen(r: Counts): { markers: string[]; addresses: string[] } {
-  const pairs = Object.keys(r.lines).map((l) => l.split(" "));
-  return {
-    markers: [...new Set(pairs.map((p) => p[0]!))].sort(),
-    addresses: [...new Set(pairs.map((p) => p[1]!))].sort(),
-  };
+  return { markers: Object.keys(r.markers).sort(), addresses: Object.keys(r.clients).sort() };
 }
+
+/** Only refusals: nobody answered and every attempt failed as given. */
+const refusedOnly = (r: Counts) => ({ markers: r.markers, errors: r.errors });
 
 /** conntrack entries in h1 matching the filter arguments, one line each. */
 async function conntrack(args: string[]): Promise<string[]> {
@@ -305,7 +241,7 @@ async function conntrack(args: string[]): Promise<string[]> {
 function assertReaches(t: ExecutionContext, r: Counts, count: number, markers: string[], address: string) {
   t.deepEqual(r.errors, {});
   t.is(
-    Object.values(r.lines).reduce((a, b) => a + b, 0),
+    Object.values(r.markers).reduce((a, b) => a + b, 0),
     count,
   );
   t.deepEqual(seen(r), { markers, addresses: [address] });
@@ -342,10 +278,10 @@ test.serial(
   async (t) => {
     const { client } = bed!;
     const tcp = await connections(client, "tcp", VIP_LOCAL, 9999, 8);
-    t.deepEqual(tcp, { lines: {}, errors: { ECONNREFUSED: 8 } });
+    t.deepEqual(refusedOnly(tcp), { markers: {}, errors: { ECONNREFUSED: 8 } });
     // UDP is refused by ICMP, which the kernel rate-limits (a burst of 6): stay under it
     const udp = await connections(client, "udp", VIP_LOCAL, 9999, 2);
-    t.deepEqual(udp, { lines: {}, errors: { ECONNREFUSED: 2 } });
+    t.deepEqual(refusedOnly(udp), { markers: {}, errors: { ECONNREFUSED: 2 } });
     // the same host service on the gateway address answers
     const gateway = await connections(client, "tcp", `${NET}.1`, 9999, 2);
     assertReaches(t, gateway, 2, ["host"], `${NET}.2`);
@@ -378,7 +314,7 @@ test.serial(
 test.serial("(b) a published port with no backend is refused at once (RST), on TCP", async (t) => {
   const { ext, h1 } = bed!;
   const r = await connections(ext.ns, "tcp", h1.underlayIp, MESH_EMPTY, 10);
-  t.deepEqual(r, { lines: {}, errors: { ECONNREFUSED: 10 } }, "refused, not timed out");
+  t.deepEqual(refusedOnly(r), { markers: {}, errors: { ECONNREFUSED: 10 } }, "refused, not timed out");
 });
 
 test.serial("(b) the host reaches its own published port on a local address, not on loopback", async (t) => {
@@ -387,7 +323,7 @@ test.serial("(b) the host reaches its own published port on a local address, not
   t.deepEqual(r.errors, {});
   t.deepEqual(seen(r).markers, ["be11", "be12"]);
   const loopback = await connections(h1.ns, "tcp", "127.0.0.1", MESH_PORT, 2);
-  t.deepEqual(loopback, { lines: {}, errors: { ECONNREFUSED: 2 } });
+  t.deepEqual(refusedOnly(loopback), { markers: {}, errors: { ECONNREFUSED: 2 } });
 });
 
 test.serial(
@@ -422,7 +358,7 @@ test.serial(
     t.is((await programmer.setSnat([])).mode, "diff");
     try {
       const r = await connections(ext.ns, "tcp", h1.underlayIp, MESH_REMOTE, 2, 1500);
-      t.deepEqual(r.lines, {}, "the backend answered the client directly, from the wrong address");
+      t.deepEqual(r.markers, {}, "the backend answered the client directly, from the wrong address");
     } finally {
       await programmer.setSnat([{ backend: `${NET}.21`, source: MESH_IP }]);
     }

@@ -6,13 +6,19 @@
  * bridge are bridged, not routed: br_netfilter (bridge-nf-call-iptables, on by default in a new
  * namespace) passes them through conntrack, which restores the VIP as their source.
  */
-import type { ChildProcess } from "node:child_process";
 import test from "ava";
 import type { Backend, Service } from "../../lib/ingress/model.js";
 import { ServiceProgrammer } from "../../lib/ingress/programmer.js";
 import { nftApply } from "../../lib/kernel/nft.js";
 import { Lab, type LabHost, waitFor } from "../helpers/lab.js";
 import { run } from "../helpers/proc.js";
+import {
+  chiSquare,
+  connections as countConnections,
+  HOLDER,
+  spawnScript,
+  startBackend,
+} from "../helpers/svc-traffic.js";
 
 const SUBNET = "10.77.0";
 const PORT = 8080;
@@ -20,53 +26,6 @@ const VIP_EVEN = `${SUBNET}.250`;
 const VIP_STICKY = `${SUBNET}.251`;
 const VIP_EMPTY = `${SUBNET}.252`;
 const VIP_DRAIN = `${SUBNET}.253`;
-
-/** Backend: TCP greets with "<marker>\n" and answers each line with "<marker> <client address> <line>";
- * UDP answers "<marker>\n". */
-const SERVER = `
-import net from "node:net"; import dgram from "node:dgram";
-const [marker, port] = process.argv.slice(1);
-let up = 0; const ready = () => { if (++up === 2) console.log("ready"); };
-net.createServer((s) => { s.on("error", () => {}); s.write(marker + "\\n");
-  s.on("data", (d) => s.write(marker + " " + s.remoteAddress + " " + d)); }).listen(+port, "0.0.0.0", ready);
-const u = dgram.createSocket("udp4"); u.on("message", (m, r) => u.send(marker + "\\n", r.port, r.address));
-u.bind(+port, "0.0.0.0", ready);`;
-
-/** Client: COUNT new connections (CONC at a time) to IP:PORT; prints {"markers":{},"errors":{},"ms":N}. */
-const COUNTER = `
-import net from "node:net"; import dgram from "node:dgram";
-const [proto, ip, port, count, conc, timeout] = process.argv.slice(1);
-const markers = {}, errors = {}; let started = 0; const t0 = Date.now();
-const tally = (o, k) => { o[k] = (o[k] ?? 0) + 1; };
-const one = () => new Promise((done) => {
-  let settled = false; let sock;
-  const end = (kind, key) => { if (settled) return; settled = true; clearTimeout(timer);
-    tally(kind === "ok" ? markers : errors, key); if (proto === "tcp") sock.destroy(); else sock.close(); done(); };
-  const timer = setTimeout(() => end("err", "timeout"), +timeout);
-  if (proto === "tcp") {
-    sock = net.connect(+port, ip); let buf = "";
-    sock.on("data", (d) => { buf += d; if (buf.includes("\\n")) end("ok", buf.split("\\n")[0]); });
-    sock.on("error", (e) => end("err", e.code ?? e.message));
-  } else {
-    sock = dgram.createSocket("udp4");
-    sock.on("message", (m) => end("ok", String(m).trim()));
-    sock.on("error", (e) => end("err", e.code ?? e.message));
-    sock.connect(+port, ip, () => sock.send("q"));
-  }
-});
-const worker = async () => { while (started < +count) { started++; await one(); } };
-await Promise.all(Array.from({ length: +conc }, worker));
-console.log(JSON.stringify({ markers, errors, ms: Date.now() - t0 }));`;
-
-/** Client: one long-lived TCP connection, a line every 100 ms; prints "<ms> <reply>" per reply. */
-const HOLDER = `
-import net from "node:net";
-const [ip, port] = process.argv.slice(1);
-const s = net.connect(+port, ip); let n = 0;
-s.on("data", (d) => { for (const l of String(d).split("\\n").filter(Boolean)) console.log(Date.now() + " " + l); });
-s.on("close", () => { console.log("closed"); process.exit(0); });
-s.on("error", (e) => console.log("error " + e.code));
-setInterval(() => s.write("ping" + n++ + "\\n"), 100);`;
 
 interface Bed {
   lab: Lab;
@@ -93,27 +52,9 @@ async function attach(lab: Lab, host: LabHost, name: string, n: number): Promise
   return ns;
 }
 
-function spawnScript(lab: Lab, ns: string, script: string, args: string[]): ChildProcess {
-  return lab.spawnIn(ns, [process.execPath, "--input-type=module", "-e", script, ...args]);
-}
-
-async function runScript(lab: Lab, ns: string, script: string, args: string[]): Promise<string> {
-  const r = await lab.exec(ns, [process.execPath, "--input-type=module", "-e", script, ...args], {
-    timeoutMs: 120_000,
-  });
-  return r.stdout;
-}
-
-interface Counts {
-  markers: Record<string, number>;
-  errors: Record<string, number>;
-  ms: number;
-}
-
-async function connections(client: string, proto: "tcp" | "udp", vip: string, count: number, conc = 16) {
-  const { lab } = bed!;
-  const out = await runScript(lab, client, COUNTER, [proto, vip, "80", String(count), String(conc), "3000"]);
-  return JSON.parse(out) as Counts;
+/** COUNT new connections (CONC at a time) from client to VIP:80. */
+function connections(client: string, proto: "tcp" | "udp", vip: string, count: number, conc = 16) {
+  return countConnections(bed!.lab, client, { proto, ip: vip, port: 80, count, conc });
 }
 
 const service = (id: number, vip: string, backends: Backend[], extra: Partial<Service> = {}): Service => ({
@@ -146,8 +87,7 @@ test.before(async () => {
     const backends: Bed["backends"] = [];
     for (let i = 1; i <= 4; i++) {
       const ns = await attach(lab, host, `be${i}`, 10 + i);
-      const child = spawnScript(lab, ns, SERVER, [`be${i}`, String(PORT)]);
-      await waitFor(() => lab.output(child).includes("ready"), { timeoutMs: 10_000, what: `server be${i}` });
+      await startBackend(lab, ns, `be${i}`, PORT);
       backends.push({ ip: `${SUBNET}.${10 + i}`, port: PORT, ns, marker: `be${i}` });
     }
     const netns = `/run/netns/${host.ns}`;
@@ -165,14 +105,6 @@ test.after.always(async () => {
 });
 
 const plain = (b: Bed["backends"]): Backend[] => b.map(({ ip, port }) => ({ ip, port }));
-
-/** χ² of observed counts against an even spread over `k` categories. */
-function chiSquare(counts: number[], k: number): number {
-  const total = counts.reduce((a, b) => a + b, 0);
-  const expected = total / k;
-  const padded = [...counts, ...Array(k - counts.length).fill(0)];
-  return padded.reduce((acc, o) => acc + (o - expected) ** 2 / expected, 0);
-}
 
 test.serial("2 000 TCP connections to a VIP spread evenly over 4 backends (χ² test)", async (t) => {
   const { programmer, clients, backends } = bed!;
@@ -197,9 +129,8 @@ test.serial("UDP to the same VIP reaches every backend, one new flow per source 
 });
 
 test.serial("the host itself reaches a VIP too (nat output hook)", async (t) => {
-  const { lab, host } = bed!;
-  const r = await runScript(lab, host.ns, COUNTER, ["tcp", VIP_EVEN, "80", "40", "4", "3000"]);
-  const counts = JSON.parse(r) as Counts;
+  const { host } = bed!;
+  const counts = await connections(host.ns, "tcp", VIP_EVEN, 40, 4);
   t.deepEqual(counts.errors, {});
   t.is(
     Object.values(counts.markers).reduce((a, b) => a + b, 0),
