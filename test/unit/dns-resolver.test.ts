@@ -6,24 +6,15 @@
 import test from "ava";
 import * as dns from "dns-packet";
 import fc from "fast-check";
-import { type Handler, type Query, Rcode } from "../../lib/dns/chain.js";
-import { reverseNames, singleLabelNxdomain, trellisNames } from "../../lib/dns/handlers.js";
-import { type DnsEndpoint, DnsRecords } from "../../lib/dns/records.js";
-import { Resolver } from "../../lib/dns/resolver.js";
+import { DnsRecords } from "../../lib/dns/records.js";
+import type { Resolver } from "../../lib/dns/resolver.js";
+import { dnsEndpoint, resolverOver } from "../helpers/dns-fixture.js";
 
 const C_A = "container-a"; // on net-a
 const C_B = "container-b"; // on net-b
 const C_AB = "container-ab"; // on both
 
-function ep(
-  id: string,
-  networkId: string,
-  containerId: string,
-  name: string,
-  extra: Partial<DnsEndpoint> = {},
-) {
-  return { id, networkId, containerId, name, aliases: [], ...extra } satisfies DnsEndpoint;
-}
+const ep = dnsEndpoint;
 
 function setup() {
   const records = new DnsRecords();
@@ -35,21 +26,7 @@ function setup() {
   records.add(ep("e2", "net-b", C_B, "db", { ipv4: "10.2.0.10" }));
   records.add(ep("e3", "net-a", C_AB, "both", { ipv4: "10.1.0.20" }));
   records.add(ep("e4", "net-b", C_AB, "both", { ipv4: "10.2.0.20" }));
-  const forwarded: Query[] = [];
-  const forward: Handler = {
-    name: "forward",
-    handle(q) {
-      forwarded.push(q);
-      return { kind: "answer", rcode: Rcode.NOERROR, answers: [], local: false, source: "upstream" };
-    },
-  };
-  const handlers = [
-    trellisNames(records, ["corp.test"]),
-    reverseNames(records),
-    singleLabelNxdomain(),
-    forward,
-  ];
-  return { records, forwarded, resolver: new Resolver(records, handlers) };
+  return resolverOver(records);
 }
 
 function query(name: string, type: dns.RecordType = "A", extra: Partial<dns.Packet> = {}): Buffer {

@@ -9,13 +9,14 @@ import * as dns from "dns-packet";
 import fc from "fast-check";
 import { pino } from "pino";
 import { DaemonEvents } from "../../lib/daemon/events.js";
-import { type Final, type Handler, type Query, Rcode } from "../../lib/dns/chain.js";
-import { LOCAL_TTL, reverseNames, singleLabelNxdomain, trellisNames } from "../../lib/dns/handlers.js";
-import { type DnsEndpoint, DnsRecords } from "../../lib/dns/records.js";
+import type { Final } from "../../lib/dns/chain.js";
+import { LOCAL_TTL, singleLabelNxdomain, trellisNames } from "../../lib/dns/handlers.js";
+import { DnsRecords } from "../../lib/dns/records.js";
 import { Resolver } from "../../lib/dns/resolver.js";
 import { DnsService } from "../../lib/dns/service.js";
 import type { DnsServiceEntry } from "../../lib/dns/services.js";
 import type { EndpointRecord, NetworkRecord } from "../../lib/store/records.js";
+import { dnsEndpoint, resolverOver } from "../helpers/dns-fixture.js";
 import { FakeKernel } from "../helpers/fake-kernel.js";
 
 const WEB = "a".repeat(64);
@@ -50,8 +51,7 @@ const rr = (extra: Partial<DnsServiceEntry> = {}): DnsServiceEntry => ({
   ...extra,
 });
 
-const ep = (id: string, networkId: string, containerId: string, name: string, x: Partial<DnsEndpoint> = {}) =>
-  ({ id, networkId, containerId, name, aliases: [], ...x }) satisfies DnsEndpoint;
+const ep = dnsEndpoint;
 
 function setup() {
   const records = new DnsRecords();
@@ -67,21 +67,7 @@ function setup() {
   records.add(ep("t1", "net-a", "task-1", "web-task-1", { ipv4: "10.1.0.9" }));
   records.services.set(web());
   records.services.set(rr());
-  const forwarded: Query[] = [];
-  const forward: Handler = {
-    name: "forward",
-    handle(q) {
-      forwarded.push(q);
-      return { kind: "answer", rcode: Rcode.NOERROR, answers: [], local: false, source: "upstream" };
-    },
-  };
-  const handlers = [
-    trellisNames(records, ["corp.test"]),
-    reverseNames(records),
-    singleLabelNxdomain(),
-    forward,
-  ];
-  return { records, forwarded, resolver: new Resolver(records, handlers) };
+  return resolverOver(records);
 }
 
 const query = (name: string, type: dns.RecordType = "A", id = 4242): Buffer =>
