@@ -6,20 +6,15 @@
  * dead host's backends leave the VIP maps and DNS everywhere.
  */
 import type { TableEntry, TableValue } from "../overlay/gossip/index.js";
+import type { BackendRecord } from "../store/records.js";
 import type { BackendHealth, ServiceSpec } from "./spec.js";
 
 export const SVC_KEYSPACE = "svc";
 export const beKeyspace = (serviceId: string) => `be:${serviceId}`;
 export const BE_PREFIX = "be:";
 
-export interface BackendEntry {
-  serviceId: string;
-  endpointId: string;
-  networkId: string;
-  containerId: string;
-  name: string;
-  /** bare IPv4 */
-  ip: string;
+/** A backend as the cluster sees it: the record its host keeps, plus that host and its health. */
+export interface BackendEntry extends BackendRecord {
   node: string;
   health: BackendHealth;
 }
