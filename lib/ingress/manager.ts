@@ -211,6 +211,9 @@ export class ServiceManager implements ServiceOperations {
   }
 
   private checkPorts(input: CreateServiceInput): void {
+    const published = input.ports.some((p) => p.published !== undefined);
+    const services = published ? this.ctx.store.listServices() : [];
+    const endpoints = published ? this.ctx.store.listPublishingEndpoints() : [];
     const seen = new Set<string>();
     for (const p of input.ports) {
       if (p.published === undefined) continue;
@@ -219,11 +222,11 @@ export class ServiceManager implements ServiceOperations {
       seen.add(key);
       if (input.endpointMode === "dnsrr" && p.mode === "ingress")
         throw invalid("port published with ingress mode can't be used with dnsrr mode");
-      for (const other of this.ctx.store.listServices()) {
+      for (const other of services) {
         if (other.ports.some((q) => q.published === p.published && q.proto === p.proto))
           throw conflict(`port ${key} is already published by service ${other.name}`);
       }
-      for (const ep of this.ctx.store.listPublishingEndpoints()) {
+      for (const ep of endpoints) {
         const mapping = { proto: p.proto, hostPort: p.published, containerPort: p.target };
         if (ep.publish.some((q) => samePort(mapping, q)))
           throw conflict(`port ${key} is already published by endpoint ${ep.name}`);
@@ -329,8 +332,7 @@ export class ServiceManager implements ServiceOperations {
 
   private backendKey = (b: { serviceId: string; endpointId: string }) => `${b.serviceId}/${b.endpointId}`;
 
-  private entryOf(b: BackendRecord): BackendEntry {
-    const spec = this.ctx.store.getService(b.serviceId);
+  private entryOf(b: BackendRecord, spec = this.ctx.store.getService(b.serviceId)): BackendEntry {
     return {
       ...b,
       node: this.self,
@@ -341,7 +343,7 @@ export class ServiceManager implements ServiceOperations {
   private announce(b: BackendRecord): void {
     const spec = this.ctx.store.getService(b.serviceId);
     if (!spec || !this.gossiped(spec)) return;
-    this.table?.set(beKeyspace(b.serviceId), b.endpointId, { ...this.entryOf(b) });
+    this.table?.set(beKeyspace(b.serviceId), b.endpointId, { ...this.entryOf(b, spec) });
   }
 
   private dropBackend(b: BackendRecord): void {
@@ -378,9 +380,10 @@ export class ServiceManager implements ServiceOperations {
     this.schedule();
   }
 
-  /** Every backend this host knows: its own (with their health) and the table's live ones. */
-  private allBackends(specs: readonly ServiceSpec[]): BackendEntry[] {
-    const out = this.ctx.store.listBackends().map((b) => this.entryOf(b));
+  /** The backends of `specs` this host knows: its own (`local`, with their health) and the table's live ones. */
+  private allBackends(specs: readonly ServiceSpec[], local: readonly BackendRecord[]): BackendEntry[] {
+    const byId = new Map(specs.map((s) => [s.id, s]));
+    const out = local.map((b) => this.entryOf(b, byId.get(b.serviceId)));
     const table = this.table;
     if (!table) return out;
     for (const spec of specs) {
@@ -414,7 +417,7 @@ export class ServiceManager implements ServiceOperations {
     if (spec) {
       if (local && local.id !== spec.id)
         this.forgetLocally(local, "lost its name to a service created elsewhere");
-      if (!store.getService(spec.id) || JSON.stringify(store.getService(spec.id)) !== JSON.stringify(spec)) {
+      if (JSON.stringify(store.getService(spec.id)) !== JSON.stringify(spec)) {
         try {
           store.putService(spec);
         } catch (err) {
@@ -567,7 +570,7 @@ export class ServiceManager implements ServiceOperations {
     const used = new Set<string>();
     const d = desiredServices({
       services: specs,
-      backends: this.allBackends(specs),
+      backends: this.allBackends(specs, store.listBackends()),
       self: this.self,
       networks,
       meshSources,
@@ -610,7 +613,7 @@ export class ServiceManager implements ServiceOperations {
   private view(spec: ServiceSpec): ServiceView {
     return viewOfService(
       spec,
-      this.allBackends([spec]).filter((b) => b.serviceId === spec.id),
+      this.allBackends([spec], this.ctx.store.listBackends(spec.id)),
       this.ctx.store,
     );
   }
